@@ -1,0 +1,539 @@
+#pragma once
+
+/// Fan-out of published messages to subscribers, each with its own bounded queue.
+
+#include <sse/detail/subscriber_state.hpp>
+#include <sse/error.hpp>
+#include <sse/frame.hpp>
+#include <sse/queue_limits.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/error.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <asio/system_executor.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace sse {
+
+/// A snapshot of a broker's counters; totals count since the broker was made.
+struct broker_stats {
+  std::size_t subscribers = 0; ///< subscribed now
+  std::size_t topics = 0;      ///< topics with at least one subscriber now
+  std::uint64_t published = 0; ///< messages passed to publish()/deliver()
+  std::uint64_t delivered = 0; ///< messages queued to a subscriber (one per subscriber)
+  std::uint64_t dropped = 0;   ///< messages discarded by drop_oldest / drop_newest
+  std::uint64_t evicted = 0;   ///< subscribers removed because their queue overflowed
+};
+
+/// Per-subscription settings.
+struct subscribe_options {
+  /// Queue bounds; the broker's default when unset.
+  std::optional<queue_limits> limits;
+  /// Where `async_wait` completions run when the handler has no associated executor.
+  asio::any_io_executor executor = asio::system_executor();
+};
+
+/// Hands each published message to every subscriber of its topic.
+///
+/// Every subscriber owns a bounded queue (see `queue_limits`); a publish stores one reference to
+/// the message in each queue, so a `frame` is encoded once and never copied per subscriber, and
+/// a push into a queue with room does not allocate. `publish` and `subscribe` are safe from any
+/// thread; messages reach each subscriber in publish order.
+///
+/// @tparam Message a cheap-to-copy handle (default `frame`); its size in bytes comes from
+///         `message_traits<Message>`. Copies must not throw.
+template <class Message = frame>
+class basic_broker {
+  static_assert(std::is_nothrow_copy_constructible_v<Message> &&
+                    std::is_nothrow_move_constructible_v<Message>,
+                "sse::basic_broker: Message must be nothrow copyable and movable");
+
+  using state_type = detail::subscriber_state<Message>;
+  using topic_type = detail::topic_entry<Message>;
+
+  struct impl {
+    mutable std::mutex mutex;
+    std::map<std::string, topic_type, std::less<>> topics;
+    std::size_t subscribers = 0;
+    queue_limits defaults;
+    std::shared_ptr<std::function<void(std::string_view, Message const&)> const> publisher;
+    bool closed = false;
+    std::atomic<std::uint64_t> published{0}, delivered{0}, dropped{0}, evicted{0};
+
+    /// Unlinks `s` from all its topics; returns nothing, erasing topics left empty except `keep`.
+    void unlink(state_type& s, topic_type const* keep) {
+      for (auto& sl : s.slots) {
+        auto& subs = sl.topic->subscribers;
+        state_type* last = subs.back();
+        if (last != &s) {
+          subs[sl.index] = last;
+          for (auto& other : last->slots)
+            if (other.topic == sl.topic) {
+              other.index = sl.index;
+              break;
+            }
+        }
+        subs.pop_back();
+        if (subs.empty() && sl.topic != keep)
+          topics.erase(topics.find(sl.topic->name));
+      }
+      s.slots.clear();
+      --subscribers;
+    }
+  };
+
+public:
+  using message_type = Message;
+
+  /// An RAII membership: messages published to its topics queue up here until popped.
+  ///
+  /// Destroying (or `unsubscribe`) leaves the broker. One subscription object is meant for one
+  /// consumer at a time; its queue is safe against concurrent publishers.
+  class subscription {
+  public:
+    subscription() noexcept = default;
+    subscription(subscription&&) noexcept = default;
+    subscription& operator=(subscription&& other) noexcept {
+      if (this != &other) {
+        unsubscribe();
+        broker_ = std::move(other.broker_);
+        state_ = std::move(other.state_);
+        topics_ = std::move(other.topics_);
+        executor_ = std::move(other.executor_);
+      }
+      return *this;
+    }
+    ~subscription() { unsubscribe(); }
+
+    /// True while subscribed and neither evicted nor closed.
+    bool active() const {
+      if (!state_)
+        return false;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      return !state_->ended();
+    }
+    explicit operator bool() const { return active(); }
+
+    /// True once the queue overflowed under `overflow_policy::evict`.
+    bool evicted() const {
+      if (!state_)
+        return false;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      return state_->evicted;
+    }
+
+    std::vector<std::string> const& topics() const noexcept { return topics_; }
+
+    /// Messages waiting in the queue.
+    std::size_t size() const {
+      if (!state_)
+        return 0;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      return state_->queue.size();
+    }
+
+    /// Bytes (per `message_traits`) waiting in the queue.
+    std::size_t queued_bytes() const {
+      if (!state_)
+        return 0;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      return state_->queued_bytes;
+    }
+
+    /// Messages this subscriber lost to drop_oldest / drop_newest.
+    std::uint64_t dropped() const {
+      if (!state_)
+        return 0;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      return state_->dropped;
+    }
+
+    queue_limits limits() const { return state_ ? state_->limits : queue_limits{}; }
+
+    /// Takes the oldest message if there is one.
+    std::optional<Message> try_pop() {
+      if (!state_)
+        return std::nullopt;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      if (state_->queue.empty())
+        return std::nullopt;
+      std::optional<Message> m(std::move(state_->queue.front()));
+      state_->pop_one_locked();
+      shrink_locked();
+      return m;
+    }
+
+    /// Appends up to `max` queued messages to `out` in order, under one lock; returns how many.
+    /// With a reused `out` this is the allocation-free way to drain a burst for one gather write.
+    std::size_t pop_all(std::vector<Message>& out, std::size_t max = static_cast<std::size_t>(-1)) {
+      if (!state_)
+        return 0;
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      std::size_t n = 0;
+      while (n < max && !state_->queue.empty()) {
+        out.push_back(std::move(state_->queue.front()));
+        state_->pop_one_locked();
+        ++n;
+      }
+      shrink_locked();
+      return n;
+    }
+
+    /// Blocks until a message is queued, the subscription ends, or `timeout` passes.
+    /// @returns {} when a message is ready (even after eviction, until the queue is drained),
+    ///          errc::evicted or errc::closed once drained, or std::errc::timed_out.
+    template <class Rep, class Period>
+    std::error_code wait_for(std::chrono::duration<Rep, Period> const& timeout) {
+      if (!state_)
+        return make_error_code(errc::closed);
+      std::unique_lock<std::mutex> lk(state_->mutex);
+      ++state_->blocking_waiters;
+      bool const ready = state_->cv.wait_for(
+          lk, timeout, [&] { return !state_->queue.empty() || state_->ended(); });
+      --state_->blocking_waiters;
+      if (!state_->queue.empty())
+        return {};
+      if (!ready)
+        return std::make_error_code(std::errc::timed_out);
+      return state_->end_reason();
+    }
+
+    /// `wait_for` then `try_pop`: the next message, or nullopt on timeout or end.
+    template <class Rep, class Period>
+    std::optional<Message> pop_for(std::chrono::duration<Rep, Period> const& timeout) {
+      if (wait_for(timeout))
+        return std::nullopt;
+      return try_pop();
+    }
+
+    /// Waits asynchronously until a message is queued or the subscription ends.
+    ///
+    /// Completion signature `void(std::error_code)`: {} when a message is ready, errc::evicted
+    /// or errc::closed once the queue is drained after the end, asio::error::operation_aborted
+    /// after `cancel()` or `unsubscribe()`. The handler runs on its associated executor
+    /// (default: `subscribe_options::executor`), never inside `publish`. One wait at a time.
+    template <class CompletionToken>
+    auto async_wait(CompletionToken&& token) {
+      return asio::async_initiate<CompletionToken, void(std::error_code)>(
+          [self = this](auto handler) { self->initiate_wait(std::move(handler)); }, token);
+    }
+
+    /// Completes a pending `async_wait` with asio::error::operation_aborted.
+    void cancel() {
+      if (!state_)
+        return;
+      detail::waiter* w = nullptr;
+      {
+        std::lock_guard<std::mutex> lk(state_->mutex);
+        w = std::exchange(state_->armed, nullptr);
+      }
+      if (w)
+        w->notify(asio::error::operation_aborted);
+    }
+
+    /// Leaves the broker now; queued messages are discarded and a pending wait is aborted.
+    void unsubscribe() noexcept {
+      if (!state_)
+        return;
+      if (auto b = broker_.lock()) {
+        std::lock_guard<std::mutex> lk(b->mutex);
+        if (!state_->slots.empty())
+          b->unlink(*state_, nullptr);
+      }
+      detail::waiter* w = state_->end(errc::closed);
+      {
+        std::lock_guard<std::mutex> lk(state_->mutex);
+        state_->queue.clear();
+        state_->queued_bytes = 0;
+      }
+      if (w)
+        w->notify(asio::error::operation_aborted);
+      state_.reset();
+      broker_.reset();
+    }
+
+    /// For the library's own streams: arm `w` unless the queue already has messages or ended.
+    /// @returns true if armed (w->notify will be called once), false if the caller should go on.
+    bool arm(detail::waiter& w) {
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      if (!state_->queue.empty() || state_->ended())
+        return false;
+      if (state_->armed)
+        throw std::logic_error("sse::subscription: a wait is already pending");
+      state_->armed = &w;
+      return true;
+    }
+
+    /// Why the subscription ended ({} while it is active).
+    std::error_code end_reason() const {
+      if (!state_)
+        return make_error_code(errc::closed);
+      std::lock_guard<std::mutex> lk(state_->mutex);
+      return state_->end_reason();
+    }
+
+  private:
+    friend class basic_broker;
+
+    subscription(std::weak_ptr<impl> b, std::shared_ptr<state_type> s,
+                 std::vector<std::string> topics, asio::any_io_executor ex)
+        : broker_(std::move(b)), state_(std::move(s)), topics_(std::move(topics)),
+          executor_(std::move(ex)) {}
+
+    void shrink_locked() noexcept {
+      // Keep a small ring for steady traffic; return the memory of a burst.
+      if (state_->queue.empty())
+        state_->queue.shrink_if_empty(16);
+    }
+
+    template <class Handler>
+    class async_waiter final : public detail::waiter {
+    public:
+      using executor_type = asio::associated_executor_t<Handler, asio::any_io_executor>;
+      async_waiter(Handler h, asio::any_io_executor const& io_ex)
+          : handler_(std::move(h)), work_(asio::get_associated_executor(handler_, io_ex)) {}
+      void notify(std::error_code ec) noexcept override {
+        auto ex = work_.get_executor();
+        asio::post(ex, [h = std::move(handler_), ec]() mutable { std::move(h)(ec); });
+        delete this;
+      }
+
+    private:
+      Handler handler_;
+      asio::executor_work_guard<executor_type> work_;
+    };
+
+    template <class Handler>
+    void initiate_wait(Handler&& handler) {
+      auto* w = new async_waiter<std::decay_t<Handler>>(std::forward<Handler>(handler), executor_);
+      std::error_code ready_now;
+      if (!state_) {
+        ready_now = make_error_code(errc::closed);
+      } else {
+        std::lock_guard<std::mutex> lk(state_->mutex);
+        if (state_->armed) {
+          delete w;
+          throw std::logic_error("sse::subscription::async_wait: a wait is already pending");
+        }
+        if (state_->queue.empty() && !state_->ended()) {
+          state_->armed = w;
+          return;
+        }
+        ready_now = state_->queue.empty() ? state_->end_reason() : std::error_code{};
+      }
+      w->notify(ready_now); // posts, so the handler never runs inside async_wait
+    }
+
+    std::weak_ptr<impl> broker_;
+    std::shared_ptr<state_type> state_;
+    std::vector<std::string> topics_;
+    asio::any_io_executor executor_;
+  };
+
+  /// A broker whose subscribers get `defaults` unless they ask for other limits.
+  explicit basic_broker(queue_limits const& defaults = {}) : impl_(std::make_shared<impl>()) {
+    check_limits(defaults);
+    impl_->defaults = defaults;
+  }
+  basic_broker(basic_broker const&) = delete;
+  basic_broker& operator=(basic_broker const&) = delete;
+
+  /// Ends every subscription with errc::closed (their queued messages stay readable).
+  ~basic_broker() { close(); }
+
+  /// Subscribes to one topic ("" is the default topic that `publish(message)` uses).
+  subscription subscribe(std::string_view topic = {}, subscribe_options const& options = {}) {
+    return subscribe(std::vector<std::string>{std::string(topic)}, options);
+  }
+
+  /// Subscribes to several topics with one queue; a message published to any of them is queued
+  /// once. Duplicate names count once.
+  /// @throws std::invalid_argument for an empty topic list or bad limits;
+  ///         std::logic_error after close().
+  subscription subscribe(std::vector<std::string> topics, subscribe_options const& options = {}) {
+    if (topics.empty())
+      throw std::invalid_argument("sse::broker::subscribe: no topics given");
+    std::sort(topics.begin(), topics.end());
+    topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+    queue_limits limits;
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      limits = options.limits.value_or(impl_->defaults);
+    }
+    check_limits(limits);
+    auto state = std::make_shared<state_type>(limits);
+    state->slots.reserve(topics.size());
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      if (impl_->closed)
+        throw std::logic_error("sse::broker::subscribe: the broker is closed");
+      for (auto const& name : topics) {
+        auto it = impl_->topics.find(name);
+        if (it == impl_->topics.end())
+          it = impl_->topics.emplace(name, topic_type{name, {}}).first;
+        auto& subs = it->second.subscribers;
+        state->slots.push_back({&it->second, subs.size()});
+        subs.push_back(state.get());
+      }
+      ++impl_->subscribers;
+    }
+    return subscription(impl_, std::move(state), std::move(topics), options.executor);
+  }
+
+  /// Publishes `message` to `topic`, through the publisher hook if one is set (see
+  /// `set_publisher`), else straight to local subscribers.
+  /// @returns the number of local subscribers it was queued for (0 when sent to the hook).
+  std::size_t publish(std::string_view topic, Message const& message) {
+    std::shared_ptr<std::function<void(std::string_view, Message const&)> const> hook;
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      hook = impl_->publisher;
+    }
+    if (hook) {
+      (*hook)(topic, message);
+      return 0;
+    }
+    return deliver(topic, message);
+  }
+
+  /// Publishes to the default topic "".
+  std::size_t publish(Message const& message) { return publish(std::string_view{}, message); }
+
+  /// Formats `ev` once and publishes the shared frame.
+  template <class M = Message, std::enable_if_t<std::is_constructible_v<M, event const&>, int> = 0>
+  std::size_t publish(std::string_view topic, event const& ev) {
+    return publish(topic, Message(ev));
+  }
+  template <class M = Message, std::enable_if_t<std::is_constructible_v<M, event const&>, int> = 0>
+  std::size_t publish(event const& ev) {
+    return publish(std::string_view{}, Message(ev));
+  }
+
+  /// Queues `message` for every local subscriber of `topic`, ignoring the publisher hook: the
+  /// entry point for a cross-process backend that received a message from elsewhere.
+  std::size_t deliver(std::string_view topic, Message const& message) {
+    std::size_t const size = message_traits<Message>::size(message);
+    std::size_t queued = 0, dropped = 0, evicted = 0;
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->published.fetch_add(1, std::memory_order_relaxed);
+    auto it = impl_->topics.find(topic);
+    if (it == impl_->topics.end())
+      return 0;
+    auto& subs = it->second.subscribers;
+    for (std::size_t i = 0; i < subs.size();) {
+      state_type& s = *subs[i];
+      detail::waiter* wake = nullptr;
+      auto const result = s.push(message, size, wake);
+      switch (result) {
+      case state_type::push_result::queued:
+        ++queued;
+        ++i;
+        break;
+      case state_type::push_result::dropped:
+        ++dropped;
+        ++i;
+        break;
+      case state_type::push_result::evicted:
+        ++evicted;
+        impl_->unlink(s, &it->second); // moves the last subscriber into slot i
+        break;
+      }
+      if (wake)
+        wake->notify(result == state_type::push_result::evicted ? make_error_code(errc::evicted)
+                                                                : std::error_code{});
+    }
+    if (subs.empty())
+      impl_->topics.erase(it);
+    impl_->delivered.fetch_add(queued, std::memory_order_relaxed);
+    impl_->dropped.fetch_add(dropped, std::memory_order_relaxed);
+    impl_->evicted.fetch_add(evicted, std::memory_order_relaxed);
+    return queued;
+  }
+
+  /// Routes `publish` through `hook` (e.g. to Redis) instead of delivering locally; whatever
+  /// receives the message back calls `deliver`. An empty function restores local delivery.
+  void set_publisher(std::function<void(std::string_view, Message const&)> hook) {
+    auto p = hook ? std::make_shared<std::function<void(std::string_view, Message const&)> const>(
+                        std::move(hook))
+                  : nullptr;
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->publisher = std::move(p);
+  }
+
+  /// Ends every subscription with errc::closed and refuses new ones. Idempotent.
+  void close() {
+    if (!impl_)
+      return;
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->closed = true;
+    for (auto& [name, topic] : impl_->topics) {
+      for (state_type* s : topic.subscribers) {
+        if (s->slots.empty())
+          continue; // already ended through another topic
+        s->slots.clear();
+        --impl_->subscribers;
+        if (detail::waiter* w = s->end(errc::closed))
+          w->notify(make_error_code(errc::closed));
+      }
+    }
+    impl_->topics.clear();
+  }
+
+  /// The counters, read without stopping publishers.
+  broker_stats stats() const {
+    broker_stats st;
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      st.subscribers = impl_->subscribers;
+      st.topics = impl_->topics.size();
+    }
+    st.published = impl_->published.load(std::memory_order_relaxed);
+    st.delivered = impl_->delivered.load(std::memory_order_relaxed);
+    st.dropped = impl_->dropped.load(std::memory_order_relaxed);
+    st.evicted = impl_->evicted.load(std::memory_order_relaxed);
+    return st;
+  }
+
+  /// Subscribers of `topic` now.
+  std::size_t subscriber_count(std::string_view topic) const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    auto it = impl_->topics.find(topic);
+    return it == impl_->topics.end() ? 0 : it->second.subscribers.size();
+  }
+
+private:
+  static void check_limits(queue_limits const& l) {
+    if (l.max_messages == 0)
+      throw std::invalid_argument("sse::broker: queue_limits::max_messages must be at least 1");
+    if (l.max_bytes == 0)
+      throw std::invalid_argument("sse::broker: queue_limits::max_bytes must be at least 1");
+  }
+
+  std::shared_ptr<impl> impl_;
+};
+
+/// The broker of formatted frames that servers stream.
+using broker = basic_broker<>;
+using subscription = broker::subscription;
+
+} // namespace sse

@@ -1,0 +1,132 @@
+#pragma once
+
+#include <sse/detail/ring.hpp>
+#include <sse/error.hpp>
+#include <sse/queue_limits.hpp>
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace sse {
+namespace detail {
+
+/// Someone waiting for a subscriber's queue to become non-empty (or to end).
+///
+/// `notify` is called exactly once per arming, from the publishing thread, possibly while the
+/// broker's lock is held: it must not call back into the broker or run user code inline
+/// (post instead).
+class waiter {
+public:
+  virtual void notify(std::error_code ec) noexcept = 0;
+
+protected:
+  ~waiter() = default;
+};
+
+template <class Message>
+struct topic_entry;
+
+/// One subscriber's bounded queue and wait state, shared by its subscription and the broker.
+template <class Message>
+class subscriber_state {
+public:
+  enum class push_result { queued, dropped, evicted };
+
+  struct slot {
+    topic_entry<Message>* topic;
+    std::size_t index; ///< position in topic->subscribers, kept up to date on removal
+  };
+
+  explicit subscriber_state(queue_limits const& l) : limits(l) {}
+
+  /// Queues `m` under the policy; returns what happened and who to wake (call outside the lock).
+  push_result push(Message const& m, std::size_t size, waiter*& wake) {
+    std::lock_guard<std::mutex> lk(mutex);
+    if (ended())
+      return push_result::dropped;
+    if (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes) {
+      switch (limits.policy) {
+      case overflow_policy::evict:
+        evicted = true;
+        wake = std::exchange(armed, nullptr);
+        if (blocking_waiters)
+          cv.notify_all();
+        return push_result::evicted;
+      case overflow_policy::drop_newest:
+        ++dropped;
+        return push_result::dropped;
+      case overflow_policy::drop_oldest:
+        while (!queue.empty() &&
+               (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes))
+          pop_one_locked(), ++dropped;
+        if (queued_bytes + size > limits.max_bytes) { // larger than the whole byte budget
+          ++dropped;
+          return push_result::dropped;
+        }
+        break;
+      }
+    }
+    queue.push_back(m);
+    queued_bytes += size;
+    wake = std::exchange(armed, nullptr);
+    if (blocking_waiters)
+      cv.notify_one();
+    return push_result::queued;
+  }
+
+  /// Marks the subscriber ended with `why`; returns the waiter to notify, if any.
+  waiter* end(errc why) {
+    std::lock_guard<std::mutex> lk(mutex);
+    if (why == errc::evicted)
+      evicted = true;
+    else
+      closed = true;
+    if (blocking_waiters)
+      cv.notify_all();
+    return std::exchange(armed, nullptr);
+  }
+
+  bool ended() const noexcept { return evicted || closed; }
+
+  /// The error a wait reports once the queue is empty.
+  std::error_code end_reason() const noexcept {
+    if (evicted)
+      return make_error_code(errc::evicted);
+    if (closed)
+      return make_error_code(errc::closed);
+    return {};
+  }
+
+  void pop_one_locked() noexcept {
+    queued_bytes -= message_traits<Message>::size(queue.front());
+    queue.pop_front();
+  }
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  queue_limits limits;
+  ring<Message> queue;
+  std::size_t queued_bytes = 0;
+  std::uint64_t dropped = 0;
+  bool evicted = false;
+  bool closed = false;
+  int blocking_waiters = 0;
+  waiter* armed = nullptr;
+
+  // Guarded by the broker's lock, not by `mutex`.
+  std::vector<slot> slots;
+};
+
+template <class Message>
+struct topic_entry {
+  std::string name;
+  std::vector<subscriber_state<Message>*> subscribers;
+};
+
+} // namespace detail
+} // namespace sse
