@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -177,8 +178,7 @@ public:
       std::lock_guard<std::mutex> lk(state_->mutex);
       if (state_->queue.empty())
         return std::nullopt;
-      std::optional<Message> m(std::move(state_->queue.front()));
-      state_->pop_one_locked();
+      std::optional<Message> m(state_->take_front_locked());
       shrink_locked();
       return m;
     }
@@ -191,8 +191,7 @@ public:
       std::lock_guard<std::mutex> lk(state_->mutex);
       std::size_t n = 0;
       while (n < max && !state_->queue.empty()) {
-        out.push_back(std::move(state_->queue.front()));
-        state_->pop_one_locked();
+        out.push_back(state_->take_front_locked());
         ++n;
       }
       shrink_locked();
@@ -366,6 +365,12 @@ public:
     return subscribe(std::vector<std::string>{std::string(topic)}, options);
   }
 
+  /// Subscribes to several topics given in place: `broker.subscribe({"a", "b"})`.
+  subscription subscribe(std::initializer_list<std::string_view> topics,
+                         subscribe_options const& options = {}) {
+    return subscribe(std::vector<std::string>(topics.begin(), topics.end()), options);
+  }
+
   /// Subscribes to several topics with one queue; a message published to any of them is queued
   /// once. Duplicate names count once.
   /// @throws std::invalid_argument for an empty topic list or bad limits;
@@ -443,14 +448,13 @@ public:
     for (std::size_t i = 0; i < subs.size();) {
       state_type& s = *subs[i];
       detail::waiter* wake = nullptr;
-      auto const result = s.push(message, size, wake);
+      auto const result = s.push(message, size, wake, dropped);
       switch (result) {
       case state_type::push_result::queued:
         ++queued;
         ++i;
         break;
       case state_type::push_result::dropped:
-        ++dropped;
         ++i;
         break;
       case state_type::push_result::evicted:

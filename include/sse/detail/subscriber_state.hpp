@@ -44,8 +44,9 @@ public:
 
   explicit subscriber_state(queue_limits const& l) : limits(l) {}
 
-  /// Queues `m` under the policy; returns what happened and who to wake (call outside the lock).
-  push_result push(Message const& m, std::size_t size, waiter*& wake) {
+  /// Queues `m` under the policy; returns what happened, adds messages discarded to `discarded`
+  /// and sets who to wake (to be notified outside this lock).
+  push_result push(Message const& m, std::size_t size, waiter*& wake, std::size_t& discarded) {
     std::lock_guard<std::mutex> lk(mutex);
     if (ended())
       return push_result::dropped;
@@ -58,14 +59,14 @@ public:
           cv.notify_all();
         return push_result::evicted;
       case overflow_policy::drop_newest:
-        ++dropped;
+        ++dropped, ++discarded;
         return push_result::dropped;
       case overflow_policy::drop_oldest:
         while (!queue.empty() &&
                (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes))
-          pop_one_locked(), ++dropped;
+          take_front_locked(), ++dropped, ++discarded;
         if (queued_bytes + size > limits.max_bytes) { // larger than the whole byte budget
-          ++dropped;
+          ++dropped, ++discarded;
           return push_result::dropped;
         }
         break;
@@ -102,9 +103,12 @@ public:
     return {};
   }
 
-  void pop_one_locked() noexcept {
+  /// Removes the oldest message, measuring it before it is moved from.
+  Message take_front_locked() noexcept {
     queued_bytes -= message_traits<Message>::size(queue.front());
+    Message m(std::move(queue.front()));
     queue.pop_front();
+    return m;
   }
 
   std::mutex mutex;

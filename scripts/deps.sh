@@ -1,0 +1,26 @@
+# Sourced by the other scripts: installs what is missing, from Debian's archive and npm only.
+
+# ensure_packages PKG...: apt-get installs the Debian packages that are not installed yet.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing Debian packages: ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_node_modules DIR: npm ci in DIR when its node_modules is missing or older than the lock.
+ensure_node_modules() {
+  local dir=$1
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules"
+  fi
+}
+
+SSE_BUILD_PACKAGES=(cmake make g++ libasio-dev nlohmann-json3-dev)
+SSE_TEST_PACKAGES=(catch2 clang)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds sse and runs every test (unit, integration, package, examples, browser).
+# Installs the Debian and npm packages it needs when they are missing.
+#   CXX=clang++           compiler (default g++)
+#   SSE_CXX_STANDARD=20   C++ standard (default 17)
+#   SSE_SANITIZE=thread   or address,undefined
+#   SSE_BUILD_DIR=dir     build directory (default build/test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_packages "${SSE_BUILD_PACKAGES[@]}" "${SSE_TEST_PACKAGES[@]}"
+
+build=${SSE_BUILD_DIR:-build/test}
+flags=""
+if [ -n "${SSE_SANITIZE:-}" ]; then
+  flags="-fsanitize=${SSE_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all"
+fi
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_STANDARD="${SSE_CXX_STANDARD:-17}" \
+  -DCMAKE_CXX_FLAGS="$flags" -DSSE_WARNINGS_AS_ERRORS=ON >/dev/null
+cmake --build "$build" -j"$(nproc)"
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)"

@@ -1,0 +1,37 @@
+# Installs sse into a staging prefix, then configures, builds and runs tests/package against it.
+# Inputs: SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
+file(REMOVE_RECURSE "${WORK_DIR}")
+set(stage "${WORK_DIR}/stage")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/sse-build" -G "${GENERATOR}"
+    -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DSSE_BUILD_TESTS=OFF -DSSE_BUILD_EXAMPLES=OFF
+    -DCMAKE_INSTALL_PREFIX=${stage})
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/sse-build" --target install)
+
+foreach(f include/sse/sse.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/sseConfigVersion.cmake
+          share/cmake/sse/FindAsio.cmake)
+  if(NOT EXISTS "${stage}/${f}")
+    message(FATAL_ERROR "not installed: ${f}")
+  endif()
+endforeach()
+
+# Only the staging prefix is searched, so the consumer cannot see the source tree.
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package" -B "${WORK_DIR}/consumer-build"
+    -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${stage}
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer-build")
+run("${WORK_DIR}/consumer-build/consumer")
+
+set(expected "event: greeting\nid: 1\ndata: hello\n\nid: 2\ndata: {\"ok\":true}\n\n")
+if(NOT last_output STREQUAL expected)
+  message(FATAL_ERROR "consumer printed:\n${last_output}\nexpected:\n${expected}")
+endif()
+message(STATUS "installed package found and used by an outside project")
