@@ -22,5 +22,11 @@ ensure_node_modules() {
   fi
 }
 
+# ensure_node: Node.js and npm for the browser tests; Debian's when the machine has none.
+ensure_node() {
+  command -v node >/dev/null && command -v npm >/dev/null && return 0
+  ensure_packages nodejs npm
+}
+
 SSE_BUILD_PACKAGES=(cmake make g++ libasio-dev nlohmann-json3-dev)
-SSE_TEST_PACKAGES=(catch2 clang)
+SSE_TEST_PACKAGES=(catch2 clang curl chromium)

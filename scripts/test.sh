@@ -9,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_packages "${SSE_BUILD_PACKAGES[@]}" "${SSE_TEST_PACKAGES[@]}"
+ensure_node
+ensure_node_modules tests/browser
 
 build=${SSE_BUILD_DIR:-build/test}
 flags=""

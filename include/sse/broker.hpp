@@ -186,16 +186,7 @@ public:
     /// Appends up to `max` queued messages to `out` in order, under one lock; returns how many.
     /// With a reused `out` this is the allocation-free way to drain a burst for one gather write.
     std::size_t pop_all(std::vector<Message>& out, std::size_t max = static_cast<std::size_t>(-1)) {
-      if (!state_)
-        return 0;
-      std::lock_guard<std::mutex> lk(state_->mutex);
-      std::size_t n = 0;
-      while (n < max && !state_->queue.empty()) {
-        out.push_back(state_->take_front_locked());
-        ++n;
-      }
-      shrink_locked();
-      return n;
+      return state_ ? state_->pop_all(out, max) : 0;
     }
 
     /// Blocks until a message is queued, the subscription ends, or `timeout` passes.
@@ -271,17 +262,8 @@ public:
       broker_.reset();
     }
 
-    /// For the library's own streams: arm `w` unless the queue already has messages or ended.
-    /// @returns true if armed (w->notify will be called once), false if the caller should go on.
-    bool arm(detail::waiter& w) {
-      std::lock_guard<std::mutex> lk(state_->mutex);
-      if (!state_->queue.empty() || state_->ended())
-        return false;
-      if (state_->armed)
-        throw std::logic_error("sse::subscription: a wait is already pending");
-      state_->armed = &w;
-      return true;
-    }
+    /// The shared queue, for the server's writer.
+    std::shared_ptr<state_type> const& state() const noexcept { return state_; }
 
     /// Why the subscription ended ({} while it is active).
     std::error_code end_reason() const {

@@ -8,3 +8,7 @@
 #include <sse/frame.hpp>
 #include <sse/json.hpp>
 #include <sse/queue_limits.hpp>
+#include <sse/http.hpp>
+#include <sse/server.hpp>
+#include <sse/server_options.hpp>
+#include <sse/stream.hpp>

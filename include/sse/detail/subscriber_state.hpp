@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -48,6 +49,12 @@ public:
   /// and sets who to wake (to be notified outside this lock).
   push_result push(Message const& m, std::size_t size, waiter*& wake, std::size_t& discarded) {
     std::lock_guard<std::mutex> lk(mutex);
+    return push_locked(m, size, wake, discarded);
+  }
+
+  /// `push` for a caller that holds `mutex`.
+  push_result push_locked(Message const& m, std::size_t size, waiter*& wake,
+                          std::size_t& discarded) {
     if (ended())
       return push_result::dropped;
     if (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes) {
@@ -83,6 +90,10 @@ public:
   /// Marks the subscriber ended with `why`; returns the waiter to notify, if any.
   waiter* end(errc why) {
     std::lock_guard<std::mutex> lk(mutex);
+    return end_locked(why);
+  }
+
+  waiter* end_locked(errc why) {
     if (why == errc::evicted)
       evicted = true;
     else
@@ -93,6 +104,38 @@ public:
   }
 
   bool ended() const noexcept { return evicted || closed; }
+
+  /// Moves up to `max` queued messages into `out` under one lock; returns how many.
+  template <class Vector>
+  std::size_t pop_all(Vector& out, std::size_t max) {
+    std::lock_guard<std::mutex> lk(mutex);
+    std::size_t n = 0;
+    while (n < max && !queue.empty()) {
+      out.push_back(take_front_locked());
+      ++n;
+    }
+    if (queue.empty())
+      queue.shrink_if_empty(16); // keep a small ring for steady traffic, free a burst's
+    return n;
+  }
+
+  /// Arms `w` unless messages are queued or the queue ended (then the caller goes on itself).
+  bool arm(waiter& w) {
+    std::lock_guard<std::mutex> lk(mutex);
+    if (!queue.empty() || ended())
+      return false;
+    if (armed && armed != &w)
+      throw std::logic_error("sse: a wait is already pending on this subscriber");
+    armed = &w;
+    return true;
+  }
+
+  /// Takes back an armed waiter (if it was not notified yet).
+  void disarm(waiter& w) {
+    std::lock_guard<std::mutex> lk(mutex);
+    if (armed == &w)
+      armed = nullptr;
+  }
 
   /// The error a wait reports once the queue is empty.
   std::error_code end_reason() const noexcept {

@@ -1,0 +1,95 @@
+// chat: a live chat room in one page, over Server-Sent Events.
+//
+//   GET  /         the page (HTML, CSS and JavaScript inline)
+//   GET  /listen   the event stream: `chat` events (JSON: user, text, time) and plain notices
+//   POST /message  {"user": "...", "text": "..."}: a chat message, stamped with the time
+//   POST /publish  a plain-text body, published as it is to every listener
+#include "../common/options.hpp"
+#include "../common/run.hpp"
+#include "chat_page.hpp" // generated from page.html
+
+#include <sse/sse.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+namespace {
+
+constexpr std::size_t max_user = 64, max_text = 4000; // in code points
+
+std::size_t code_points(std::string const& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s)
+    n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string utc_now_iso8601() {
+  auto const now = std::chrono::system_clock::now();
+  auto const t = std::chrono::system_clock::to_time_t(now);
+  auto const ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+/// The trimmed string field `name` of `j`, or an http_error naming what is wrong.
+std::string field(nlohmann::json const& j, char const* name, std::size_t max) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_string())
+    throw sse::http_error(400, std::string("\"") + name + "\" must be a string");
+  auto s = it->get<std::string>();
+  auto const first = s.find_first_not_of(" \t\r\n");
+  s = first == std::string::npos ? "" : s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+  if (s.empty())
+    throw sse::http_error(400, std::string("\"") + name + "\" must not be empty");
+  if (code_points(s) > max)
+    throw sse::http_error(400, std::string("\"") + name + "\" is longer than " +
+                                   std::to_string(max) + " characters");
+  return s;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto options = examples::parse_options(argc, argv, "chat", "A live chat room over Server-Sent Events.");
+  sse::broker broker(sse::queue_limits{256, 1024 * 1024, sse::overflow_policy::evict});
+  sse::server srv(options);
+
+  srv.route("GET", "/", [](sse::request&) { return sse::response::html(std::string(chat_page)); });
+
+  srv.route("GET", "/listen", [&](sse::request&) {
+    return sse::response::stream(broker.subscribe("chat"));
+  });
+
+  srv.route("POST", "/message", [&](sse::request& req) {
+    nlohmann::json body;
+    try {
+      body = nlohmann::json::parse(req.body());
+    } catch (nlohmann::json::exception const&) {
+      throw sse::http_error(400, "the body must be a JSON object {\"user\", \"text\"}");
+    }
+    if (!body.is_object())
+      throw sse::http_error(400, "the body must be a JSON object {\"user\", \"text\"}");
+    nlohmann::json const msg = {{"user", field(body, "user", max_user)},
+                                {"text", field(body, "text", max_text)},
+                                {"time", utc_now_iso8601()}};
+    broker.publish("chat", sse::json_event(msg).name("chat"));
+    return sse::response(204);
+  });
+
+  srv.route("POST", "/publish", [&](sse::request& req) {
+    if (!sse::detail::is_valid_utf8(req.body()))
+      throw sse::http_error(400, "the body is not valid UTF-8");
+    auto const n = broker.publish("chat", sse::event(req.body()));
+    return sse::response::json(200, nlohmann::json{{"delivered", n}}.dump());
+  });
+
+  return examples::serve_until_signal(srv, "sse chat");
+}

@@ -1,0 +1,62 @@
+#pragma once
+
+// Command-line flags shared by the examples: --host, --port, --threads, --heartbeat.
+
+#include <sse/server_options.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace examples {
+
+/// Parses the common flags into `o`; prints usage and exits on --help or a bad flag.
+inline sse::server_options parse_options(int argc, char** argv, char const* name,
+                                         char const* what) {
+  sse::server_options o;
+  o.host = "127.0.0.1";
+  o.port = 8080;
+  auto usage = [&](std::ostream& os) {
+    os << "usage: " << name << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS]\n"
+       << what << "\n";
+  };
+  auto number = [&](std::string_view flag, char const* value, long lo, long hi) {
+    char* end = nullptr;
+    long const v = value ? std::strtol(value, &end, 10) : 0;
+    if (!value || *end != '\0' || v < lo || v > hi) {
+      std::cerr << name << ": " << flag << " needs a number from " << lo << " to " << hi << "\n";
+      std::exit(2);
+    }
+    return v;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view const flag = argv[i];
+    char const* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    if (flag == "--help" || flag == "-h") {
+      usage(std::cout);
+      std::exit(0);
+    } else if (flag == "--host" && value) {
+      o.host = value;
+      ++i;
+    } else if (flag == "--port") {
+      o.port = static_cast<std::uint16_t>(number(flag, value, 0, 65535));
+      ++i;
+    } else if (flag == "--threads") {
+      o.threads = static_cast<std::size_t>(number(flag, value, 1, 256));
+      ++i;
+    } else if (flag == "--heartbeat") {
+      o.heartbeat = std::chrono::seconds(number(flag, value, 1, 3600));
+      ++i;
+    } else {
+      std::cerr << name << ": unknown or incomplete flag '" << flag << "'\n";
+      usage(std::cerr);
+      std::exit(2);
+    }
+  }
+  return o;
+}
+
+} // namespace examples

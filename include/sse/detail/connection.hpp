@@ -1,0 +1,723 @@
+#pragma once
+
+// The server's engine: a router, one worker per I/O thread, and one connection object per
+// client that parses requests and then, for a stream, is the single writer of its socket.
+
+#include <sse/detail/http_parser.hpp>
+#include <sse/detail/subscriber_state.hpp>
+#include <sse/frame.hpp>
+#include <sse/http.hpp>
+#include <sse/server_options.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sse::detail {
+
+using clock = std::chrono::steady_clock;
+
+/// Exact paths and `{name}` segments, matched by method; tells 404 from 405.
+class router {
+public:
+  using handler = std::function<response(sse::request&)>;
+
+  void add(std::string method, std::string const& path, handler h) {
+    route r;
+    r.method = std::move(method);
+    r.segments = split(path);
+    r.h = std::move(h);
+    routes_.push_back(std::move(r));
+  }
+
+  struct match {
+    handler const* h = nullptr;
+    std::vector<std::pair<std::string, std::string>> params;
+    std::string allow; ///< methods the path has, when the method did not match
+    bool bad_escape = false;
+  };
+
+  match find(std::string_view method, std::string_view path) const {
+    match m;
+    auto const segs = split(path);
+    for (auto const& r : routes_) {
+      std::vector<std::pair<std::string, std::string>> params;
+      if (!matches(r, segs, params, m.bad_escape))
+        continue;
+      if (r.method == method) {
+        m.h = &r.h;
+        m.params = std::move(params);
+        return m;
+      }
+      if (m.allow.find(r.method) == std::string::npos)
+        m.allow += (m.allow.empty() ? "" : ", ") + r.method;
+    }
+    return m;
+  }
+
+private:
+  struct route {
+    std::string method;
+    std::vector<std::string> segments;
+    handler h;
+  };
+
+  static std::vector<std::string> split(std::string_view path) {
+    std::vector<std::string> out;
+    std::size_t start = 1;
+    while (start <= path.size()) {
+      auto const slash = path.find('/', start);
+      auto const end = slash == std::string_view::npos ? path.size() : slash;
+      out.emplace_back(path.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  }
+
+  static bool matches(route const& r, std::vector<std::string> const& segs,
+                      std::vector<std::pair<std::string, std::string>>& params, bool& bad) {
+    if (r.segments.size() != segs.size())
+      return false;
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      auto const& pat = r.segments[i];
+      if (pat.size() >= 2 && pat.front() == '{' && pat.back() == '}') {
+        std::string value;
+        if (segs[i].empty())
+          return false;
+        if (!percent_decode(segs[i], value)) {
+          bad = true;
+          return false;
+        }
+        params.emplace_back(pat.substr(1, pat.size() - 2), std::move(value));
+      } else if (pat != segs[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::vector<route> routes_;
+};
+
+class connection;
+
+/// One I/O thread's io_context and everything it owns: its connections, one timer for all of
+/// their deadlines and heartbeats, and the list of streams woken by publishers.
+class worker {
+public:
+  worker(server_options const& o, router const& r, std::atomic<std::size_t>& live)
+      : io(1), opts(o), routes(r), live_connections(live), sweep_timer(io) {}
+
+  void start();
+  void adopt(asio::ip::tcp::socket s);
+  /// From any thread: `c` has something to write. One post per batch, not per connection.
+  void enqueue_ready(std::shared_ptr<connection> c) {
+    std::lock_guard<std::mutex> lk(ready_mutex_);
+    ready_.push_back(std::move(c));
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      asio::post(io, [this] { drain_ready(); });
+    }
+  }
+  /// From any thread: flush and close every connection; the future is ready when all are gone.
+  std::future<void> shut_down();
+
+  void link(connection* c);
+  void unlink(connection* c);
+
+  asio::io_context io;
+  server_options const& opts;
+  router const& routes;
+  std::atomic<std::size_t>& live_connections;
+  bool stopping = false;
+  clock::time_point stop_deadline;
+
+private:
+  void drain_ready();
+  void schedule_sweep();
+  void sweep();
+  void check_drained();
+
+  asio::steady_timer sweep_timer;
+  connection* head_ = nullptr;
+  std::mutex ready_mutex_;
+  std::vector<std::shared_ptr<connection>> ready_, draining_;
+  bool drain_posted_ = false;
+  std::promise<void> drained_;
+  bool drained_set_ = false;
+};
+
+/// The comment written on an idle stream.
+inline frame const& heartbeat_frame() {
+  static frame const f(std::string_view(": \n\n"));
+  return f;
+}
+
+class connection final : public std::enable_shared_from_this<connection>, private waiter {
+public:
+  connection(worker& w, asio::ip::tcp::socket s) : w_(w), sock_(std::move(s)) {
+    std::error_code ec;
+    remote_ = sock_.remote_endpoint(ec);
+  }
+
+  void start() {
+    parser_ = std::make_unique<request_parser>(limits());
+    rbuf_ = std::make_unique<char[]>(read_size);
+    deadline_ = clock::now() + w_.opts.idle_timeout;
+    do_read();
+  }
+
+  /// On the worker's thread, after a publisher woke this stream.
+  void on_ready() {
+    armed_ = false;
+    if (phase_ == phase::streaming)
+      pump();
+  }
+
+  void on_sweep(clock::time_point now) {
+    if (w_.stopping && now >= w_.stop_deadline) {
+      close();
+      return;
+    }
+    if (writing_ && now - write_started_ >= w_.opts.write_timeout) {
+      close(); // the peer stopped reading: nothing more can be said to it
+      return;
+    }
+    switch (phase_) {
+    case phase::reading:
+      if (now >= deadline_) {
+        if (request_started_)
+          fail(408, "request not received in time");
+        else
+          close();
+      }
+      break;
+    case phase::streaming:
+      if (!writing_ && now - last_write_ >= w_.opts.heartbeat) {
+        heartbeat_due_ = true;
+        pump();
+      }
+      break;
+    case phase::lingering:
+      if (now >= deadline_)
+        close();
+      break;
+    case phase::writing:
+    case phase::closed:
+      break;
+    }
+  }
+
+  /// Stop: flush streams, finish responses in flight, close idle connections.
+  void begin_shutdown() {
+    switch (phase_) {
+    case phase::reading:
+      close();
+      break;
+    case phase::writing:
+      keep_alive_ = false;
+      break;
+    case phase::streaming:
+      pump();
+      break;
+    case phase::lingering:
+    case phase::closed:
+      break;
+    }
+  }
+
+  void close() {
+    if (phase_ == phase::closed)
+      return;
+    phase_ = phase::closed;
+    release_source();
+    std::error_code ec;
+    sock_.close(ec);
+    w_.unlink(this);
+  }
+
+  connection* prev = nullptr;
+  connection* next = nullptr;
+
+private:
+  enum class phase { reading, writing, streaming, lingering, closed };
+  static constexpr std::size_t read_size = 4096;
+  static constexpr std::size_t max_batch = 1024;        ///< frames per gather write
+  static constexpr std::size_t max_stray_bytes = 64 * 1024; ///< read after a stream's GET
+
+  parser_limits limits() const;
+
+  // waiter: called by a publisher (any thread) with the queue's lock or the broker's held.
+  void notify(std::error_code) noexcept override {
+    if (auto self = weak_from_this().lock())
+      w_.enqueue_ready(std::move(self));
+  }
+
+  // --- reading requests -------------------------------------------------------------------
+  void do_read() {
+    sock_.async_read_some(asio::buffer(rbuf_.get(), read_size),
+                          [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                            self->on_read(ec, n);
+                          });
+  }
+
+  void on_read(std::error_code ec, std::size_t n) {
+    if (phase_ != phase::reading)
+      return;
+    if (ec) {
+      close();
+      return;
+    }
+    rpos_ = 0;
+    rlen_ = n;
+    if (!request_started_) {
+      request_started_ = true;
+      deadline_ = clock::now() + w_.opts.header_timeout;
+    }
+    process_buffer();
+  }
+
+  void process_buffer() {
+    while (rpos_ < rlen_) {
+      bool const head_before = parser_->header_complete();
+      rpos_ += parser_->feed(rbuf_.get() + rpos_, rlen_ - rpos_);
+      auto const st = parser_->state();
+      if (st == request_parser::status::error) {
+        fail(parser_->error_status(), std::string(parser_->error_reason()));
+        return;
+      }
+      if (!head_before && parser_->header_complete())
+        deadline_ = clock::now() + w_.opts.body_timeout;
+      if (st == request_parser::status::complete) {
+        handle_request();
+        return;
+      }
+    }
+    rpos_ = rlen_ = 0;
+    if (parser_->header_complete() && !continue_sent_ && parser_->get().expects_continue()) {
+      continue_sent_ = true;
+      static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(sock_, asio::buffer(cont, sizeof cont - 1),
+                        [self = shared_from_this()](std::error_code ec, std::size_t) {
+                          if (ec)
+                            self->close();
+                          else if (self->phase_ == phase::reading)
+                            self->do_read();
+                        });
+      return;
+    }
+    do_read();
+  }
+
+  void handle_request() {
+    keep_alive_ = parser_->get().keep_alive();
+    std::vector<std::pair<std::string, std::string>> query;
+    if (!parse_query(parser_->get().query, query)) {
+      respond(response::text(400, "malformed percent-encoding in the query\n"), false);
+      return;
+    }
+    sse::request req(parser_->release(), std::move(query), remote_);
+    auto m = w_.routes.find(req.method(), req.path());
+    if (!m.h) {
+      if (m.bad_escape) {
+        respond(response::text(400, "malformed percent-encoding in the path\n"), false);
+      } else if (!m.allow.empty()) {
+        respond(response::text(405, "method not allowed\n").header("Allow", m.allow), keep_alive_);
+      } else {
+        respond(response::text(404, "not found\n"), keep_alive_);
+      }
+      return;
+    }
+    req.set_params(std::move(m.params));
+    response res;
+    try {
+      res = (*m.h)(req);
+    } catch (http_error const& e) {
+      respond(response::text(e.status(), std::string(e.what()) + "\n"), keep_alive_);
+      return;
+    } catch (std::exception const&) {
+      respond(response::text(500, "internal server error\n"), false);
+      return;
+    }
+    if (res.is_stream())
+      start_stream(res);
+    else
+      respond(res, keep_alive_);
+  }
+
+  // --- ordinary responses -----------------------------------------------------------------
+  void respond(response const& res, bool keep_alive) {
+    keep_alive_ = keep_alive && !w_.stopping;
+    out_.clear();
+    append_status_line(res.status());
+    for (auto const& [k, v] : res.headers())
+      append_header(k, v);
+    bool const bodyless = res.status() < 200 || res.status() == 204 || res.status() == 304;
+    if (!bodyless) {
+      append_header("Content-Length", std::to_string(res.body().size()));
+    }
+    append_header("Connection", keep_alive_ ? "keep-alive" : "close");
+    out_ += "\r\n";
+    if (!bodyless)
+      out_ += res.body();
+    phase_ = phase::writing;
+    start_write_clock();
+    asio::async_write(sock_, asio::buffer(out_),
+                      [self = shared_from_this()](std::error_code ec, std::size_t) {
+                        self->on_response_written(ec);
+                      });
+  }
+
+  void on_response_written(std::error_code ec) {
+    writing_ = false;
+    if (phase_ != phase::writing)
+      return;
+    if (ec) {
+      close();
+      return;
+    }
+    if (!keep_alive_ || w_.stopping) {
+      linger_close();
+      return;
+    }
+    out_.clear();
+    parser_->reset();
+    request_started_ = rpos_ < rlen_;
+    continue_sent_ = false;
+    phase_ = phase::reading;
+    deadline_ = clock::now() + (request_started_ ? w_.opts.header_timeout : w_.opts.idle_timeout);
+    if (rpos_ < rlen_)
+      process_buffer(); // a pipelined request is already here
+    else
+      do_read();
+  }
+
+  void fail(int status, std::string reason) {
+    respond(response::text(status, reason + "\n"), false);
+  }
+
+  /// Half-close, then drain what the peer still sends for a moment: a plain close with unread
+  /// input resets the connection and can destroy the error response before it is read.
+  void linger_close() {
+    phase_ = phase::lingering;
+    std::error_code ec;
+    sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    deadline_ = clock::now() + std::chrono::seconds(2);
+    parser_.reset();
+    rbuf_.reset();
+    watch_input();
+  }
+
+  // --- streams ----------------------------------------------------------------------------
+  void start_stream(response& res) {
+    auto& src = res.source();
+    if (auto* sub = std::get_if<std::shared_ptr<sse::subscription>>(&src)) {
+      sub_ = std::move(*sub);
+      queue_ = sub_->state();
+    } else {
+      queue_ = std::get<event_stream>(src).state();
+    }
+    out_.clear();
+    append_status_line(200);
+    append_header("Content-Type", "text/event-stream");
+    append_header("Cache-Control", "no-cache, no-transform");
+    append_header("X-Accel-Buffering", "no");
+    append_header("Connection", "close");
+    for (auto const& [k, v] : res.headers())
+      append_header(k, v);
+    out_ += "\r\n";
+    pending_ = std::move(res.prelude_frames());
+    // A stream reads nothing more, so give back the request buffers now.
+    parser_.reset();
+    rbuf_.reset();
+    phase_ = phase::streaming;
+    last_write_ = clock::now();
+    if (!queue_) {
+      close();
+      return;
+    }
+    watch_input();
+    pump();
+  }
+
+  /// The single writer: everything queued since the last write goes out in one gather write.
+  void pump() {
+    for (;;) {
+      if (writing_ || phase_ != phase::streaming)
+        return;
+      queue_->pop_all(pending_, max_batch);
+      if (heartbeat_due_) {
+        heartbeat_due_ = false;
+        if (pending_.empty() && out_.empty())
+          pending_.push_back(heartbeat_frame());
+      }
+      if (pending_.empty() && out_.empty()) {
+        bool ended;
+        {
+          std::lock_guard<std::mutex> lk(queue_->mutex);
+          ended = queue_->ended() && queue_->queue.empty();
+        }
+        if (ended || w_.stopping) {
+          linger_close();
+          return;
+        }
+        if (armed_)
+          return;
+        if (queue_->arm(*this)) {
+          armed_ = true;
+          return;
+        }
+        continue; // something arrived between pop_all and arm
+      }
+      bufs_.clear();
+      if (!out_.empty())
+        bufs_.emplace_back(asio::buffer(out_));
+      for (auto const& f : pending_)
+        bufs_.emplace_back(f.data(), f.size());
+      start_write_clock();
+      asio::async_write(sock_, bufs_, [self = shared_from_this()](std::error_code ec, std::size_t) {
+        self->on_stream_written(ec);
+      });
+      return;
+    }
+  }
+
+  void on_stream_written(std::error_code ec) {
+    writing_ = false;
+    if (phase_ != phase::streaming)
+      return;
+    if (ec) {
+      close();
+      return;
+    }
+    last_write_ = clock::now();
+    pending_.clear();
+    if (!out_.empty())
+      std::string().swap(out_);
+    // After a burst, give the batch vectors back so an idle stream stays small.
+    if (pending_.capacity() > 64) {
+      std::vector<frame>().swap(pending_);
+      std::vector<asio::const_buffer>().swap(bufs_);
+    }
+    pump();
+  }
+
+  /// Notices a peer that leaves (EOF, reset) without keeping a read buffer: wait for
+  /// readability, then read into a small stack buffer and discard.
+  void watch_input() {
+    sock_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](std::error_code ec) { self->on_readable(ec); });
+  }
+
+  void on_readable(std::error_code ec) {
+    if (phase_ != phase::streaming && phase_ != phase::lingering)
+      return;
+    if (ec) {
+      close();
+      return;
+    }
+    std::array<char, 512> scratch;
+    sock_.non_blocking(true, ec);
+    std::size_t const n = sock_.read_some(asio::buffer(scratch), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      watch_input();
+      return;
+    }
+    if (ec) { // EOF or reset: the client is gone
+      close();
+      return;
+    }
+    stray_bytes_ += n;
+    if (stray_bytes_ > max_stray_bytes) {
+      close();
+      return;
+    }
+    watch_input();
+  }
+
+  void release_source() {
+    if (sub_) {
+      sub_->unsubscribe(); // under the broker's lock: no publisher can wake us after this
+      sub_.reset();
+    } else if (queue_) {
+      std::lock_guard<std::mutex> lk(queue_->mutex);
+      queue_->end_locked(errc::closed); // the producer's send() now returns false
+      if (queue_->armed == this)
+        queue_->armed = nullptr;
+      queue_->queue.clear();
+      queue_->queued_bytes = 0;
+    }
+    queue_.reset();
+    pending_.clear();
+  }
+
+  // --- helpers ----------------------------------------------------------------------------
+  void start_write_clock() {
+    writing_ = true;
+    write_started_ = clock::now();
+  }
+  void append_status_line(int status) {
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(status);
+    out_ += ' ';
+    out_ += reason_phrase(status);
+    out_ += "\r\n";
+  }
+  void append_header(std::string_view k, std::string_view v) {
+    out_ += k;
+    out_ += ": ";
+    out_ += v;
+    out_ += "\r\n";
+  }
+
+  worker& w_;
+  asio::ip::tcp::socket sock_;
+  asio::ip::tcp::endpoint remote_;
+  phase phase_ = phase::reading;
+  std::unique_ptr<request_parser> parser_;
+  std::unique_ptr<char[]> rbuf_;
+  std::size_t rpos_ = 0, rlen_ = 0;
+  bool request_started_ = false;
+  bool continue_sent_ = false;
+  bool keep_alive_ = true;
+  bool writing_ = false;
+  bool armed_ = false;
+  bool heartbeat_due_ = false;
+  std::size_t stray_bytes_ = 0;
+  clock::time_point deadline_, write_started_, last_write_;
+  std::string out_;
+  std::shared_ptr<sse::subscription> sub_;
+  std::shared_ptr<subscriber_state<frame>> queue_;
+  std::vector<frame> pending_;
+  std::vector<asio::const_buffer> bufs_;
+};
+
+inline parser_limits connection::limits() const {
+  parser_limits l;
+  l.max_request_line = w_.opts.max_request_line;
+  l.max_header_line = w_.opts.max_header_line;
+  l.max_header_bytes = w_.opts.max_header_bytes;
+  l.max_headers = w_.opts.max_headers;
+  l.max_body = w_.opts.max_body;
+  return l;
+}
+
+inline void worker::start() { schedule_sweep(); }
+
+inline void worker::adopt(asio::ip::tcp::socket s) {
+  std::error_code ec;
+  if (stopping) {
+    s.close(ec);
+    return;
+  }
+  if (live_connections.load() >= opts.max_connections) {
+    static constexpr char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\nRetry-After: 5\r\n\r\n";
+    s.non_blocking(true, ec);
+    s.write_some(asio::buffer(busy, sizeof busy - 1), ec);
+    s.close(ec);
+    return;
+  }
+  s.set_option(asio::ip::tcp::no_delay(true), ec);
+  auto c = std::make_shared<connection>(*this, std::move(s));
+  link(c.get());
+  c->start();
+}
+
+inline void worker::link(connection* c) {
+  c->next = head_;
+  if (head_)
+    head_->prev = c;
+  head_ = c;
+  live_connections.fetch_add(1);
+}
+
+inline void worker::unlink(connection* c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else if (head_ == c)
+    head_ = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+  live_connections.fetch_sub(1);
+  if (stopping)
+    check_drained();
+}
+
+inline void worker::drain_ready() {
+  {
+    std::lock_guard<std::mutex> lk(ready_mutex_);
+    ready_.swap(draining_);
+    drain_posted_ = false;
+  }
+  for (auto& c : draining_)
+    c->on_ready();
+  draining_.clear();
+}
+
+inline void worker::schedule_sweep() {
+  auto period = std::min({opts.heartbeat, opts.write_timeout, opts.header_timeout,
+                          opts.body_timeout, opts.idle_timeout}) / 4;
+  period = std::clamp(period, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+  if (stopping)
+    period = std::min(period, std::chrono::milliseconds(50));
+  sweep_timer.expires_after(period);
+  sweep_timer.async_wait([this](std::error_code ec) {
+    if (!ec)
+      sweep();
+  });
+}
+
+inline void worker::sweep() {
+  auto const now = clock::now();
+  // A connection may close itself in on_sweep; keep it alive and step past it first.
+  for (connection* c = head_; c;) {
+    auto keep = c->shared_from_this();
+    connection* next = c->next;
+    c->on_sweep(now);
+    c = next;
+  }
+  schedule_sweep();
+}
+
+inline std::future<void> worker::shut_down() {
+  auto done = std::make_shared<std::promise<std::future<void>>>();
+  auto f = done->get_future();
+  asio::post(io, [this, done] {
+    stopping = true;
+    stop_deadline = clock::now() + opts.stop_timeout;
+    done->set_value(drained_.get_future());
+    for (connection* c = head_; c;) {
+      auto keep = c->shared_from_this();
+      connection* next = c->next;
+      c->begin_shutdown();
+      c = next;
+    }
+    check_drained();
+  });
+  return f.get();
+}
+
+inline void worker::check_drained() {
+  if (!drained_set_ && head_ == nullptr) {
+    drained_set_ = true;
+    drained_.set_value();
+  }
+}
+
+} // namespace sse::detail

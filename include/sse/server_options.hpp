@@ -1,0 +1,34 @@
+#pragma once
+
+/// Settings of `sse::server`.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace sse {
+
+/// The server's settings; every limit is bounded and configurable.
+struct server_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0; ///< 0: the kernel picks a free port, see `server::port()`
+  std::size_t threads = 1; ///< one io_context per thread; connections spread round-robin
+  int backlog = 1024;
+
+  std::size_t max_request_line = 8 * 1024;   ///< longer: 414 (URI) or 431
+  std::size_t max_header_line = 8 * 1024;    ///< longer: 431
+  std::size_t max_header_bytes = 64 * 1024;  ///< whole header block; more: 431
+  std::size_t max_headers = 100;             ///< more fields: 431
+  std::size_t max_body = 1024 * 1024;        ///< larger: 413, refused before it is read
+  std::size_t max_connections = 15000;       ///< past it new connections get 503
+
+  std::chrono::milliseconds header_timeout{10000}; ///< a request's head must arrive within this: 408
+  std::chrono::milliseconds body_timeout{30000};   ///< and its body within this: 408
+  std::chrono::milliseconds idle_timeout{60000};   ///< keep-alive connection with no request: closed
+  std::chrono::milliseconds write_timeout{30000};  ///< a write that makes no progress: closed
+  std::chrono::milliseconds heartbeat{15000};      ///< comment sent on an idle stream
+  std::chrono::milliseconds stop_timeout{5000};    ///< stop() waits this long to flush streams
+};
+
+} // namespace sse

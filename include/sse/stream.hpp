@@ -1,0 +1,82 @@
+#pragma once
+
+/// A handler-owned event stream: the generator pattern (task progress, token-by-token text).
+
+#include <sse/detail/subscriber_state.hpp>
+#include <sse/error.hpp>
+#include <sse/format.hpp>
+#include <sse/frame.hpp>
+#include <sse/queue_limits.hpp>
+
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+
+namespace sse {
+
+/// The writing end of one client's event stream. Copies share the same stream.
+///
+/// Make one in a handler, return `response::stream(s)`, and keep a copy to `send` events from
+/// any thread; `close` ends the response once everything sent has been written. `send` returns
+/// false once the client is gone (or the stream overflowed under `overflow_policy::evict`), so a
+/// producer knows to stop.
+class event_stream {
+public:
+  /// A stream whose queue is bounded by `limits` (evict ends the stream when the client lags).
+  explicit event_stream(queue_limits const& limits = {})
+      : state_(std::make_shared<state_type>(check(limits))) {}
+
+  /// Queues one formatted frame; false if the stream has ended or the frame was dropped.
+  bool send(frame const& f) {
+    std::lock_guard<std::mutex> lk(state_->mutex);
+    detail::waiter* wake = nullptr;
+    std::size_t discarded = 0;
+    auto const r = state_->push_locked(f, f.size(), wake, discarded);
+    // Notify under the lock: the connection disarms under this lock before it goes away.
+    if (wake)
+      wake->notify(r == state_type::push_result::evicted ? make_error_code(errc::evicted)
+                                                         : std::error_code{});
+    return r == state_type::push_result::queued;
+  }
+  /// Formats `ev` and queues it.
+  bool send(event const& ev) { return send(frame(ev)); }
+  /// Formats and queues one data-only event.
+  bool send(std::string_view data) { return send(frame(format_event(data))); }
+
+  /// Ends the stream after what is queued has been written. Idempotent.
+  void close() {
+    std::lock_guard<std::mutex> lk(state_->mutex);
+    if (detail::waiter* w = state_->end_locked(errc::closed))
+      w->notify(make_error_code(errc::closed));
+  }
+
+  /// True once closed, evicted, or the client went away.
+  bool closed() const {
+    std::lock_guard<std::mutex> lk(state_->mutex);
+    return state_->ended();
+  }
+
+  /// Frames waiting to be written.
+  std::size_t queued() const {
+    std::lock_guard<std::mutex> lk(state_->mutex);
+    return state_->queue.size();
+  }
+
+  /// The shared queue, for the server's writer.
+  std::shared_ptr<detail::subscriber_state<frame>> const& state() const noexcept { return state_; }
+
+private:
+  using state_type = detail::subscriber_state<frame>;
+
+  static queue_limits const& check(queue_limits const& l) {
+    if (l.max_messages == 0 || l.max_bytes == 0)
+      throw std::invalid_argument("sse::event_stream: queue limits must be at least 1");
+    return l;
+  }
+
+  std::shared_ptr<state_type> state_;
+};
+
+} // namespace sse

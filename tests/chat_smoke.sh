@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Smoke test of the chat example: starts, serves its page and a stream, publishes, stops on SIGTERM.
+set -euo pipefail
+chat=$1
+out=$(mktemp)
+"$chat" --host 127.0.0.1 --port 0 --threads 2 >"$out" 2>&1 &
+pid=$!
+trap 'kill -9 $pid 2>/dev/null || true; rm -f "$out" "$out.stream"' EXIT
+for _ in $(seq 100); do grep -q 'http://' "$out" && break; sleep 0.05; done
+url=$(grep -o 'http://[^ ]*' "$out" | head -1)
+[ -n "$url" ] || { echo "no URL printed"; cat "$out"; exit 1; }
+
+curl -sf "$url" | grep -q "EventSource" || { echo "page not served"; exit 1; }
+curl -sN -m 3 "${url}listen" >"$out.stream" &
+for _ in $(seq 100); do
+  curl -sf -X POST --data-binary $'hello\nsmoke' "${url}publish" | grep -q '"delivered":1' && break
+  sleep 0.05
+done
+curl -sf -H 'Content-Type: application/json' -d '{"user":"ann","text":"hi"}' "${url}message"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary $'\xff' "${url}publish")
+[ "$code" = 400 ] || { echo "invalid UTF-8 got $code"; exit 1; }
+sleep 0.3
+grep -q '^data: hello$' "$out.stream" && grep -q '^data: smoke$' "$out.stream" &&
+  grep -q '^event: chat$' "$out.stream" || { echo "stream:"; cat "$out.stream"; exit 1; }
+
+kill -TERM $pid
+for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+if kill -0 $pid 2>/dev/null; then echo "chat did not stop on SIGTERM"; exit 1; fi
+wait $pid
+echo "chat smoke: ok"
