@@ -294,7 +294,8 @@ private:
   void process_buffer() {
     while (rpos_ < rlen_) {
       bool const head_before = parser_->header_complete();
-      rpos_ += parser_->feed(rbuf_.get() + rpos_, rlen_ - rpos_);
+      std::size_t const used = parser_->feed(rbuf_.get() + rpos_, rlen_ - rpos_);
+      rpos_ += used;
       auto const st = parser_->state();
       if (st == request_parser::status::error) {
         fail(parser_->error_status(), std::string(parser_->error_reason()));
@@ -304,6 +305,10 @@ private:
         deadline_ = clock::now() + w_.opts.body_timeout;
       if (st == request_parser::status::complete) {
         handle_request();
+        return;
+      }
+      if (used == 0) { // cannot happen with a conforming parser; never spin on it
+        fail(400, "unparseable request");
         return;
       }
     }
