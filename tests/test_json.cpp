@@ -45,3 +45,11 @@ TEST_CASE("plain string data is not mistaken for JSON", "[json]") {
   CHECK(sse::format_event(std::string("x"), std::string("e")) == "event: e\ndata: x\n\n");
   CHECK(sse::format_event(json("hello")) == "data: \"hello\"\n\n");
 }
+
+TEST_CASE("json_event takes a braced initializer and ordered_json", "[json]") {
+  CHECK(sse::format(sse::json_event({{"tick", 1}})) == "data: {\"tick\":1}\n\n");
+  nlohmann::ordered_json o;
+  o["z"] = 1;
+  o["a"] = 2;
+  CHECK(sse::format(sse::json_event(o)) == "data: {\"z\":1,\"a\":2}\n\n");
+}

@@ -36,8 +36,14 @@ std::string format_event(Json const& data, std::string_view event = {}, std::str
   return format_event(std::string_view(detail::dump_json("sse::format_event", data)), event, id);
 }
 
-/// An `sse::event` whose data is `data` as compact JSON.
-template <class Json, std::enable_if_t<detail::is_json_v<Json>, int> = 0>
+/// An `sse::event` whose data is `data` as compact JSON: `sse::json_event({{"user", "ann"}})`.
+inline event json_event(nlohmann::json const& data) {
+  return event(detail::dump_json("sse::json_event", data));
+}
+
+/// The same for `nlohmann::ordered_json`, which keeps the keys in insertion order (a template,
+/// so that a braced initializer picks the overload above).
+template <class Json, std::enable_if_t<std::is_same_v<Json, nlohmann::ordered_json>, int> = 0>
 event json_event(Json const& data) {
   return event(detail::dump_json("sse::json_event", data));
 }
