@@ -10,10 +10,12 @@ for _ in $(seq 100); do grep -q 'http://' "$out" && break; sleep 0.05; done
 url=$(grep -o 'http://[^ ]*' "$out" | head -1)
 [ -n "$url" ] || { echo "no URL printed"; cat "$out"; exit 1; }
 
-curl -sf "$url" | grep -q "EventSource" || { echo "page not served"; exit 1; }
+page=$(curl -sf "$url") || { echo "page not served"; exit 1; }
+[[ $page == *EventSource* ]] || { echo "page has no EventSource"; exit 1; }
 curl -sN -m 3 "${url}listen" >"$out.stream" &
 for _ in $(seq 100); do
-  curl -sf -X POST --data-binary $'hello\nsmoke' "${url}publish" | grep -q '"delivered":1' && break
+  reply=$(curl -sf -X POST --data-binary $'hello\nsmoke' "${url}publish") || true
+  [[ $reply == *'"receivers":1'* ]] && break
   sleep 0.05
 done
 curl -sf -H 'Content-Type: application/json' -d '{"user":"ann","text":"hi"}' "${url}message"

@@ -1,11 +1,13 @@
 // chat: a live chat room in one page, over Server-Sent Events.
 //
 //   GET  /         the page (HTML, CSS and JavaScript inline)
-//   GET  /listen   the event stream: `chat` events (JSON: user, text, time) and plain notices
+//   GET  /listen   the event stream: `chat` events (JSON: user, text, time) and plain notices;
+//                  ?topic=a&topic=b for other topics; resumes from Last-Event-ID (history on)
 //   POST /message  {"user": "...", "text": "..."}: a chat message, stamped with the time
-//   POST /publish  a plain-text body, published as it is to every listener
+//   POST /publish  a plain-text body, published as it is (?topic=T&event=NAME); answers the id
 #include "../common/options.hpp"
 #include "../common/run.hpp"
+#include "../common/topics.hpp"
 #include "chat_page.hpp" // generated from page.html
 
 #include <sse/sse.hpp>
@@ -60,13 +62,13 @@ std::string field(nlohmann::json const& j, char const* name, std::size_t max) {
 int main(int argc, char** argv) {
   auto options = examples::parse_options(argc, argv, "chat", "A live chat room over Server-Sent Events.");
   sse::broker broker(sse::queue_limits{256, 1024 * 1024, sse::overflow_policy::evict});
+  // A page that reconnects gets the messages it missed: the last 1000, or 10 minutes' worth.
+  broker.set_history(sse::history_limits{1000, 4 * 1024 * 1024, std::chrono::minutes(10)});
   sse::server srv(options);
 
   srv.route("GET", "/", [](sse::request&) { return sse::response::html(std::string(chat_page)); });
 
-  srv.route("GET", "/listen", [&](sse::request&) {
-    return sse::response::stream(broker.subscribe("chat"));
-  });
+  srv.route("GET", "/listen", [&](sse::request& req) { return examples::listen(broker, req, "chat"); });
 
   srv.route("POST", "/message", [&](sse::request& req) {
     nlohmann::json body;
@@ -85,10 +87,7 @@ int main(int argc, char** argv) {
   });
 
   srv.route("POST", "/publish", [&](sse::request& req) {
-    if (!sse::detail::is_valid_utf8(req.body()))
-      throw sse::http_error(400, "the body is not valid UTF-8");
-    auto const n = broker.publish("chat", sse::event(req.body()));
-    return sse::response::json(200, nlohmann::json{{"delivered", n}}.dump());
+    return examples::publish(broker, req, "chat");
   });
 
   return examples::serve_until_signal(srv, "sse chat");

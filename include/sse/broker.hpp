@@ -44,7 +44,25 @@ struct broker_stats {
   std::uint64_t delivered = 0; ///< messages queued to a subscriber (one per subscriber)
   std::uint64_t dropped = 0;   ///< messages discarded by drop_oldest / drop_newest
   std::uint64_t evicted = 0;   ///< subscribers removed because their queue overflowed
+  std::size_t history_events = 0; ///< events kept for resume, over all topics
+  std::size_t history_bytes = 0;
 };
+
+/// What a publish did.
+struct publish_result {
+  std::size_t receivers = 0; ///< local subscribers it was queued for
+  std::string id;            ///< the event's id ("" if it has none)
+};
+
+/// What became of a subscriber's last event id.
+enum class resume_result {
+  none,     ///< no id was given
+  replayed, ///< everything after it was replayed (possibly nothing)
+  reset,    ///< it could not be placed: unknown, malformed, or older than the history
+};
+
+/// Longest last event id the broker looks at; longer ones are unknown (reset).
+inline constexpr std::size_t max_last_event_id = 256;
 
 /// Per-subscription settings.
 struct subscribe_options {
@@ -52,6 +70,10 @@ struct subscribe_options {
   std::optional<queue_limits> limits;
   /// Where `async_wait` completions run when the handler has no associated executor.
   asio::any_io_executor executor = asio::system_executor();
+  /// The client's `Last-Event-ID`: replay what it missed first (see `broker::subscribe`).
+  std::optional<std::string> last_event_id;
+  /// Without a last event id, replay everything the topics keep (e.g. a chart's last minute).
+  bool replay_history = false;
 };
 
 /// Hands each published message to every subscriber of its topic.
@@ -81,6 +103,24 @@ class basic_broker {
     bool closed = false;
     std::atomic<std::uint64_t> published{0}, delivered{0}, dropped{0}, evicted{0};
 
+    history_limits history;                                      ///< for every topic
+    std::map<std::string, history_limits, std::less<>> topic_history; ///< per-topic overrides
+    std::size_t max_history_topics = 10000;
+    std::size_t history_topics = 0;
+    std::uint64_t seq = 0;        ///< publishes that kept history; the id's second half
+    std::uint64_t epoch = 0;      ///< ms since 1970 when made: the id's first half
+
+    history_limits const& history_for(std::string_view topic) const {
+      auto it = topic_history.find(topic);
+      return it == topic_history.end() ? history : it->second;
+    }
+
+    /// Erases a topic nobody listens to, unless it keeps history.
+    void maybe_erase(topic_type const* t) {
+      if (t->subscribers.empty() && !t->keeps_history)
+        topics.erase(topics.find(t->name));
+    }
+
     /// Unlinks `s` from all its topics; returns nothing, erasing topics left empty except `keep`.
     void unlink(state_type& s, topic_type const* keep) {
       for (auto& sl : s.slots) {
@@ -95,8 +135,8 @@ class basic_broker {
             }
         }
         subs.pop_back();
-        if (subs.empty() && sl.topic != keep)
-          topics.erase(topics.find(sl.topic->name));
+        if (sl.topic != keep)
+          maybe_erase(sl.topic);
       }
       s.slots.clear();
       --subscribers;
@@ -121,6 +161,7 @@ public:
         state_ = std::move(other.state_);
         topics_ = std::move(other.topics_);
         executor_ = std::move(other.executor_);
+        resume_ = other.resume_;
       }
       return *this;
     }
@@ -145,12 +186,16 @@ public:
 
     std::vector<std::string> const& topics() const noexcept { return topics_; }
 
+    /// What became of `subscribe_options::last_event_id`: replayed, or reset (the subscriber
+    /// must reload its state; for frames an `event: reset` is the first message).
+    resume_result resume() const noexcept { return resume_; }
+
     /// Messages waiting in the queue.
     std::size_t size() const {
       if (!state_)
         return 0;
       std::lock_guard<std::mutex> lk(state_->mutex);
-      return state_->queue.size();
+      return state_->size_locked();
     }
 
     /// Bytes (per `message_traits`) waiting in the queue.
@@ -176,9 +221,9 @@ public:
       if (!state_)
         return std::nullopt;
       std::lock_guard<std::mutex> lk(state_->mutex);
-      if (state_->queue.empty())
+      if (!state_->has_messages_locked())
         return std::nullopt;
-      std::optional<Message> m(state_->take_front_locked());
+      std::optional<Message> m(state_->pop_next_locked());
       shrink_locked();
       return m;
     }
@@ -199,9 +244,9 @@ public:
       std::unique_lock<std::mutex> lk(state_->mutex);
       ++state_->blocking_waiters;
       bool const ready = state_->cv.wait_for(
-          lk, timeout, [&] { return !state_->queue.empty() || state_->ended(); });
+          lk, timeout, [&] { return state_->has_messages_locked() || state_->ended(); });
       --state_->blocking_waiters;
-      if (!state_->queue.empty())
+      if (state_->has_messages_locked())
         return {};
       if (!ready)
         return std::make_error_code(std::errc::timed_out);
@@ -255,6 +300,8 @@ public:
         std::lock_guard<std::mutex> lk(state_->mutex);
         state_->queue.clear();
         state_->queued_bytes = 0;
+        state_->backlog.clear();
+        state_->backlog_pos = 0;
       }
       if (w)
         w->notify(asio::error::operation_aborted);
@@ -277,9 +324,9 @@ public:
     friend class basic_broker;
 
     subscription(std::weak_ptr<impl> b, std::shared_ptr<state_type> s,
-                 std::vector<std::string> topics, asio::any_io_executor ex)
+                 std::vector<std::string> topics, asio::any_io_executor ex, resume_result r)
         : broker_(std::move(b)), state_(std::move(s)), topics_(std::move(topics)),
-          executor_(std::move(ex)) {}
+          executor_(std::move(ex)), resume_(r) {}
 
     void shrink_locked() noexcept {
       // Keep a small ring for steady traffic; return the memory of a burst.
@@ -316,11 +363,11 @@ public:
           delete w;
           throw std::logic_error("sse::subscription::async_wait: a wait is already pending");
         }
-        if (state_->queue.empty() && !state_->ended()) {
+        if (!state_->has_messages_locked() && !state_->ended()) {
           state_->armed = w;
           return;
         }
-        ready_now = state_->queue.empty() ? state_->end_reason() : std::error_code{};
+        ready_now = state_->has_messages_locked() ? std::error_code{} : state_->end_reason();
       }
       w->notify(ready_now); // posts, so the handler never runs inside async_wait
     }
@@ -329,18 +376,42 @@ public:
     std::shared_ptr<state_type> state_;
     std::vector<std::string> topics_;
     asio::any_io_executor executor_;
+    resume_result resume_ = resume_result::none;
   };
 
   /// A broker whose subscribers get `defaults` unless they ask for other limits.
   explicit basic_broker(queue_limits const& defaults = {}) : impl_(std::make_shared<impl>()) {
     check_limits(defaults);
     impl_->defaults = defaults;
+    impl_->epoch = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
   }
   basic_broker(basic_broker const&) = delete;
   basic_broker& operator=(basic_broker const&) = delete;
 
   /// Ends every subscription with errc::closed (their queued messages stay readable).
   ~basic_broker() { close(); }
+
+  /// Keeps history for every topic within `limits` (max_events 0 turns it off). Topics with
+  /// history get broker-assigned ids (`<epoch>-<sequence>`) on `publish(topic, event)` unless
+  /// the event has its own.
+  void set_history(history_limits const& limits) {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->history = limits;
+  }
+  /// History limits for one topic, overriding `set_history`.
+  void set_history(std::string_view topic, history_limits const& limits) {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->topic_history.insert_or_assign(std::string(topic), limits);
+  }
+  /// At most this many topics keep history (a bound on memory when topic names come from
+  /// clients); publishes to further topics are delivered but not kept.
+  void set_max_history_topics(std::size_t n) {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->max_history_topics = n;
+  }
 
   /// Subscribes to one topic ("" is the default topic that `publish(message)` uses).
   subscription subscribe(std::string_view topic = {}, subscribe_options const& options = {}) {
@@ -355,6 +426,12 @@ public:
 
   /// Subscribes to several topics with one queue; a message published to any of them is queued
   /// once. Duplicate names count once.
+  ///
+  /// With `options.last_event_id`, the subscription first replays, in order, every kept event
+  /// of its topics published after that id, then gets live ones: the replay and the
+  /// registration happen under one lock, so nothing is missed or doubled. An id the broker
+  /// cannot place (unknown, malformed, or older than what history still holds) gives a
+  /// `reset` instead (see `subscription::resume()`; for frames, an `event: reset` comes first).
   /// @throws std::invalid_argument for an empty topic list or bad limits;
   ///         std::logic_error after close().
   subscription subscribe(std::vector<std::string> topics, subscribe_options const& options = {}) {
@@ -370,90 +447,77 @@ public:
     check_limits(limits);
     auto state = std::make_shared<state_type>(limits);
     state->slots.reserve(topics.size());
+    resume_result resumed = resume_result::none;
     {
       std::lock_guard<std::mutex> lk(impl_->mutex);
       if (impl_->closed)
         throw std::logic_error("sse::broker::subscribe: the broker is closed");
+      if (options.last_event_id)
+        resumed = replay_locked(topics, *options.last_event_id, *state);
+      else if (options.replay_history)
+        replay_all_locked(topics, *state);
       for (auto const& name : topics) {
         auto it = impl_->topics.find(name);
         if (it == impl_->topics.end())
-          it = impl_->topics.emplace(name, topic_type{name, {}}).first;
+          it = impl_->topics.emplace(name, topic_type{name, {}, {}, 0, 0, false}).first;
         auto& subs = it->second.subscribers;
         state->slots.push_back({&it->second, subs.size()});
         subs.push_back(state.get());
       }
       ++impl_->subscribers;
     }
-    return subscription(impl_, std::move(state), std::move(topics), options.executor);
+    return subscription(impl_, std::move(state), std::move(topics), options.executor, resumed);
   }
 
   /// Publishes `message` to `topic`, through the publisher hook if one is set (see
-  /// `set_publisher`), else straight to local subscribers.
-  /// @returns the number of local subscribers it was queued for (0 when sent to the hook).
-  std::size_t publish(std::string_view topic, Message const& message) {
-    std::shared_ptr<std::function<void(std::string_view, Message const&)> const> hook;
-    {
-      std::lock_guard<std::mutex> lk(impl_->mutex);
-      hook = impl_->publisher;
-    }
-    if (hook) {
+  /// `set_publisher`), else straight to local subscribers (and the topic's history).
+  publish_result publish(std::string_view topic, Message const& message) {
+    if (auto hook = publisher()) {
       (*hook)(topic, message);
-      return 0;
+      return {};
     }
     return deliver(topic, message);
   }
 
   /// Publishes to the default topic "".
-  std::size_t publish(Message const& message) { return publish(std::string_view{}, message); }
+  publish_result publish(Message const& message) { return publish(std::string_view{}, message); }
 
-  /// Formats `ev` once and publishes the shared frame.
-  template <class M = Message, std::enable_if_t<std::is_constructible_v<M, event const&>, int> = 0>
-  std::size_t publish(std::string_view topic, event const& ev) {
-    return publish(topic, Message(ev));
-  }
-  template <class M = Message, std::enable_if_t<std::is_constructible_v<M, event const&>, int> = 0>
-  std::size_t publish(event const& ev) {
-    return publish(std::string_view{}, Message(ev));
-  }
-
-  /// Queues `message` for every local subscriber of `topic`, ignoring the publisher hook: the
-  /// entry point for a cross-process backend that received a message from elsewhere.
-  std::size_t deliver(std::string_view topic, Message const& message) {
-    std::size_t const size = message_traits<Message>::size(message);
-    std::size_t queued = 0, dropped = 0, evicted = 0;
-    std::lock_guard<std::mutex> lk(impl_->mutex);
-    impl_->published.fetch_add(1, std::memory_order_relaxed);
-    auto it = impl_->topics.find(topic);
-    if (it == impl_->topics.end())
-      return 0;
-    auto& subs = it->second.subscribers;
-    for (std::size_t i = 0; i < subs.size();) {
-      state_type& s = *subs[i];
-      detail::waiter* wake = nullptr;
-      auto const result = s.push(message, size, wake, dropped);
-      switch (result) {
-      case state_type::push_result::queued:
-        ++queued;
-        ++i;
-        break;
-      case state_type::push_result::dropped:
-        ++i;
-        break;
-      case state_type::push_result::evicted:
-        ++evicted;
-        impl_->unlink(s, &it->second); // moves the last subscriber into slot i
-        break;
-      }
-      if (wake)
-        wake->notify(result == state_type::push_result::evicted ? make_error_code(errc::evicted)
-                                                                : std::error_code{});
+  /// Formats `ev` once and publishes the shared frame. On a topic with history the event gets
+  /// the broker's next id, unless it has one; `publish_result::id` tells which.
+  template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
+  publish_result publish(std::string_view topic, event const& ev) {
+    if (auto hook = publisher()) {
+      frame const f(ev);
+      (*hook)(topic, f);
+      return {0, ev.id().value_or(std::string())};
     }
-    if (subs.empty())
-      impl_->topics.erase(it);
-    impl_->delivered.fetch_add(queued, std::memory_order_relaxed);
-    impl_->dropped.fetch_add(dropped, std::memory_order_relaxed);
-    impl_->evicted.fetch_add(evicted, std::memory_order_relaxed);
-    return queued;
+    std::size_t const size_hint = formatted_size(ev) + 32;
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    auto* t = topic_for_publish_locked(topic);
+    if (!t || !t->keeps_history || ev.id()) {
+      frame const f(ev); // nothing to add: the event is sent as it is
+      return deliver_locked(topic, t, f, ev.id().value_or(std::string()));
+    }
+    std::string const id = make_id(impl_->seq + 1);
+    thread_local std::string scratch;
+    scratch.clear();
+    scratch.reserve(size_hint);
+    detail::format_to(scratch, ev, id);
+    frame const f{std::string_view(scratch)};
+    return deliver_locked(topic, t, f, id);
+  }
+  template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
+  publish_result publish(event const& ev) {
+    return publish(std::string_view{}, ev);
+  }
+
+  /// Queues `message` for every local subscriber of `topic` (and keeps it in the topic's
+  /// history), ignoring the publisher hook: the entry point for a cross-process backend that
+  /// received a message from elsewhere.
+  publish_result deliver(std::string_view topic, Message const& message) {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    auto* t = topic_for_publish_locked(topic);
+    return deliver_locked(topic, t, message, std::string());
   }
 
   /// Routes `publish` through `hook` (e.g. to Redis) instead of delivering locally; whatever
@@ -483,6 +547,7 @@ public:
       }
     }
     impl_->topics.clear();
+    impl_->history_topics = 0;
   }
 
   /// The counters, read without stopping publishers.
@@ -491,7 +556,11 @@ public:
     {
       std::lock_guard<std::mutex> lk(impl_->mutex);
       st.subscribers = impl_->subscribers;
-      st.topics = impl_->topics.size();
+      for (auto const& [name, t] : impl_->topics) {
+        st.topics += !t.subscribers.empty();
+        st.history_events += t.history.size();
+        st.history_bytes += t.history_bytes;
+      }
     }
     st.published = impl_->published.load(std::memory_order_relaxed);
     st.delivered = impl_->delivered.load(std::memory_order_relaxed);
@@ -507,12 +576,207 @@ public:
     return it == impl_->topics.end() ? 0 : it->second.subscribers.size();
   }
 
+  /// The id the broker gave its latest event ("" before the first).
+  std::string last_id() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    return impl_->seq == 0 ? std::string() : make_id(impl_->seq);
+  }
+
 private:
   static void check_limits(queue_limits const& l) {
     if (l.max_messages == 0)
       throw std::invalid_argument("sse::broker: queue_limits::max_messages must be at least 1");
     if (l.max_bytes == 0)
       throw std::invalid_argument("sse::broker: queue_limits::max_bytes must be at least 1");
+  }
+
+  using hook_ptr = std::shared_ptr<std::function<void(std::string_view, Message const&)> const>;
+
+  hook_ptr publisher() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    return impl_->publisher;
+  }
+
+  std::string make_id(std::uint64_t seq) const {
+    return std::to_string(impl_->epoch) + "-" + std::to_string(seq);
+  }
+
+  /// The entry for a publish to `topic`: existing, or made now if the topic keeps history.
+  topic_type* topic_for_publish_locked(std::string_view topic) {
+    auto it = impl_->topics.find(topic);
+    history_limits const& h = impl_->history_for(topic);
+    if (it == impl_->topics.end()) {
+      if (h.max_events == 0 || impl_->history_topics >= impl_->max_history_topics)
+        return nullptr;
+      it = impl_->topics.emplace(std::string(topic), topic_type{std::string(topic), {}, {}, 0, 0, false}).first;
+    }
+    topic_type& t = it->second;
+    if (!t.keeps_history && h.max_events > 0 && impl_->history_topics < impl_->max_history_topics) {
+      t.keeps_history = true;
+      ++impl_->history_topics;
+    }
+    return &t;
+  }
+
+  /// Drops history entries past the topic's limits (or all of them if history was turned off).
+  void trim_locked(topic_type& t, history_limits const& h, std::chrono::steady_clock::time_point now) {
+    while (!t.history.empty() &&
+           (t.history.size() > h.max_events || t.history_bytes > h.max_bytes ||
+            now - t.history.front().at > h.max_age)) {
+      t.trimmed_upto = t.history.front().seq;
+      t.history_bytes -= t.history.front().bytes;
+      t.history.pop_front();
+    }
+  }
+
+  publish_result deliver_locked(std::string_view topic, topic_type* t, Message const& message,
+                                std::string id) {
+    impl_->published.fetch_add(1, std::memory_order_relaxed);
+    publish_result result;
+    result.id = std::move(id);
+    if (!t)
+      return result;
+    std::size_t const size = message_traits<Message>::size(message);
+    if (t->keeps_history) {
+      auto const now = std::chrono::steady_clock::now();
+      std::uint64_t const seq = ++impl_->seq;
+      t->history.push_back({seq, result.id, message, size, now});
+      t->history_bytes += size;
+      trim_locked(*t, impl_->history_for(topic), now);
+    }
+    std::size_t queued = 0, dropped = 0, evicted = 0;
+    auto& subs = t->subscribers;
+    for (std::size_t i = 0; i < subs.size();) {
+      state_type& s = *subs[i];
+      detail::waiter* wake = nullptr;
+      auto const r = s.push(message, size, wake, dropped);
+      switch (r) {
+      case state_type::push_result::queued:
+        ++queued;
+        ++i;
+        break;
+      case state_type::push_result::dropped:
+        ++i;
+        break;
+      case state_type::push_result::evicted:
+        ++evicted;
+        impl_->unlink(s, t); // moves the last subscriber into slot i
+        break;
+      }
+      if (wake)
+        wake->notify(r == state_type::push_result::evicted ? make_error_code(errc::evicted)
+                                                           : std::error_code{});
+    }
+    impl_->maybe_erase(t);
+    impl_->delivered.fetch_add(queued, std::memory_order_relaxed);
+    impl_->dropped.fetch_add(dropped, std::memory_order_relaxed);
+    impl_->evicted.fetch_add(evicted, std::memory_order_relaxed);
+    result.receivers = queued;
+    return result;
+  }
+
+  /// Where `last_id` sits in the broker-wide sequence, or nothing if it cannot be placed.
+  std::optional<std::uint64_t> locate_locked(std::vector<std::string> const& topics,
+                                             std::string_view last_id) const {
+    if (last_id.size() > max_last_event_id || !detail::is_valid_utf8(last_id) ||
+        last_id.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+      return std::nullopt; // never trust, never echo
+    auto const dash = last_id.find('-');
+    if (dash != std::string_view::npos) {
+      std::uint64_t epoch = 0, seq = 0;
+      if (parse_u64(last_id.substr(0, dash), epoch) && parse_u64(last_id.substr(dash + 1), seq)) {
+        if (epoch != impl_->epoch || seq > impl_->seq)
+          return std::nullopt; // another run's id (or a made-up one)
+        return seq;
+      }
+    }
+    // A publisher's own id: look for it in what these topics still keep (bounded by history).
+    for (auto const& name : topics) {
+      auto it = impl_->topics.find(name);
+      if (it == impl_->topics.end())
+        continue;
+      for (auto const& e : it->second.history)
+        if (!e.id.empty() && e.id == last_id)
+          return e.seq;
+    }
+    return std::nullopt;
+  }
+
+  resume_result replay_locked(std::vector<std::string> const& topics, std::string_view last_id,
+                              state_type& state) {
+    auto const now = std::chrono::steady_clock::now();
+    for (auto const& name : topics) {
+      auto it = impl_->topics.find(name);
+      if (it != impl_->topics.end() && it->second.keeps_history)
+        trim_locked(it->second, impl_->history_for(name), now);
+    }
+    auto const from = locate_locked(topics, last_id);
+    bool gap = !from;
+    if (from)
+      for (auto const& name : topics) {
+        auto it = impl_->topics.find(name);
+        if (it != impl_->topics.end() && it->second.trimmed_upto > *from)
+          gap = true; // something after `from` was trimmed: we cannot give it back
+      }
+    if (gap) {
+      if constexpr (std::is_same_v<Message, frame>)
+        state.backlog.push_back(reset_frame(!from ? "unknown-id" : "too-old"));
+      return resume_result::reset;
+    }
+    collect_locked(topics, *from, state);
+    return resume_result::replayed;
+  }
+
+  void replay_all_locked(std::vector<std::string> const& topics, state_type& state) {
+    auto const now = std::chrono::steady_clock::now();
+    for (auto const& name : topics) {
+      auto it = impl_->topics.find(name);
+      if (it != impl_->topics.end() && it->second.keeps_history)
+        trim_locked(it->second, impl_->history_for(name), now);
+    }
+    collect_locked(topics, 0, state);
+  }
+
+  /// Every kept message of `topics` after `from`, merged in publish order, into the backlog.
+  void collect_locked(std::vector<std::string> const& topics, std::uint64_t from,
+                      state_type& state) {
+    std::vector<detail::history_entry<Message> const*> found;
+    for (auto const& name : topics) {
+      auto it = impl_->topics.find(name);
+      if (it == impl_->topics.end())
+        continue;
+      auto const& h = it->second.history;
+      auto first = std::upper_bound(h.begin(), h.end(), from,
+                                    [](std::uint64_t v, auto const& e) { return v < e.seq; });
+      for (; first != h.end(); ++first)
+        found.push_back(&*first);
+    }
+    std::sort(found.begin(), found.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
+    state.backlog.reserve(found.size());
+    for (auto* e : found)
+      state.backlog.push_back(e->message);
+  }
+
+  /// `event: reset` with the latest id, so the app reloads its state and later reconnects
+  /// resume from now.
+  frame reset_frame(char const* reason) const {
+    sse::event ev;
+    ev.name("reset").data(std::string("{\"reason\":\"") + reason + "\"}");
+    if (impl_->seq != 0)
+      ev.id(make_id(impl_->seq));
+    return frame(ev);
+  }
+
+  static bool parse_u64(std::string_view s, std::uint64_t& out) {
+    if (s.empty() || s.size() > 19)
+      return false;
+    out = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9')
+        return false;
+      out = out * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return true;
   }
 
   std::shared_ptr<impl> impl_;

@@ -153,11 +153,12 @@ inline std::size_t formatted_size(event const& ev) noexcept {
   return n == 0 ? 0 : n + 1;
 }
 
-/// Appends the frame for `ev` to `out`: comment, retry, event, id, data lines, blank line.
-inline void format_to(std::string& out, event const& ev) {
+namespace detail {
+/// `format_to` with `id` in place of the event's own (used by the broker to stamp its ids).
+inline void format_to(std::string& out, event const& ev, std::optional<std::string_view> id) {
   std::size_t const before = out.size();
   if (auto const& c = ev.comment())
-    detail::append_lines(out, ": ", *c);
+    append_lines(out, ": ", *c);
   if (auto const& r = ev.retry()) {
     out.append("retry: ");
     out.append(std::to_string(r->count()));
@@ -168,16 +169,23 @@ inline void format_to(std::string& out, event const& ev) {
     out.append(ev.name());
     out.push_back('\n');
   }
-  if (auto const& id = ev.id()) {
+  if (id) {
     // "id:" alone resets the client's last event id; "id: " would be the same, but be plain.
     out.append(id->empty() ? "id:" : "id: ");
     out.append(*id);
     out.push_back('\n');
   }
   if (auto const& d = ev.data())
-    detail::append_lines(out, "data: ", *d);
+    append_lines(out, "data: ", *d);
   if (out.size() != before)
     out.push_back('\n');
+}
+} // namespace detail
+
+/// Appends the frame for `ev` to `out`: comment, retry, event, id, data lines, blank line.
+inline void format_to(std::string& out, event const& ev) {
+  auto const& id = ev.id();
+  detail::format_to(out, ev, id ? std::optional<std::string_view>(*id) : std::nullopt);
 }
 
 /// The frame for `ev` as a new string (empty for an event with no fields).

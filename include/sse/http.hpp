@@ -86,6 +86,17 @@ public:
 
   bool keep_alive() const { return raw_.keep_alive(); }
 
+  /// The client's last event id: the `Last-Event-ID` header, else a `lastEventId` query
+  /// parameter (for clients that cannot set headers). Unchecked: hand it to
+  /// `subscribe_options::last_event_id`, which refuses what it cannot trust.
+  std::optional<std::string> last_event_id() const {
+    if (auto h = header("Last-Event-ID"))
+      return std::string(*h);
+    if (auto q = query("lastEventId"))
+      return std::string(*q);
+    return std::nullopt;
+  }
+
   /// Set by the router.
   void set_params(std::vector<std::pair<std::string, std::string>> params) {
     params_ = std::move(params);

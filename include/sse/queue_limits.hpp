@@ -2,6 +2,7 @@
 
 /// How a subscriber's queue is bounded and what happens when it is full.
 
+#include <chrono>
 #include <cstddef>
 
 namespace sse {
@@ -18,6 +19,14 @@ struct queue_limits {
   std::size_t max_messages = 256;
   std::size_t max_bytes = 1024 * 1024;
   overflow_policy policy = overflow_policy::evict;
+};
+
+/// How much of each topic's past the broker keeps, so a client that reconnects with its last
+/// event id gets exactly what it missed. Bounded by count, bytes and age.
+struct history_limits {
+  std::size_t max_events = 0; ///< 0: no history (the default)
+  std::size_t max_bytes = 4 * 1024 * 1024;
+  std::chrono::milliseconds max_age = std::chrono::hours(1);
 };
 
 /// How the broker measures a message for `queue_limits::max_bytes`; specialise for a message

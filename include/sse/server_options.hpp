@@ -29,6 +29,11 @@ struct server_options {
   std::chrono::milliseconds write_timeout{30000};  ///< a write that makes no progress: closed
   std::chrono::milliseconds heartbeat{15000};      ///< comment sent on an idle stream
   std::chrono::milliseconds stop_timeout{5000};    ///< stop() waits this long to flush streams
+
+  /// `retry:` sent when a stream opens (0: not sent), plus a random 0..retry_jitter per stream
+  /// so that thousands of clients dropped at once do not come back in the same millisecond.
+  std::chrono::milliseconds retry{3000};
+  std::chrono::milliseconds retry_jitter{1000};
 };
 
 } // namespace sse

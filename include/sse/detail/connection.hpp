@@ -23,6 +23,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -145,6 +146,7 @@ public:
   std::atomic<std::size_t>& live_connections;
   bool stopping = false;
   clock::time_point stop_deadline;
+  std::minstd_rand rng{std::random_device{}()};
 
 private:
   void drain_ready();
@@ -445,7 +447,11 @@ private:
     for (auto const& [k, v] : res.headers())
       append_header(k, v);
     out_ += "\r\n";
-    pending_ = std::move(res.prelude_frames());
+    pending_.clear();
+    if (w_.opts.retry.count() > 0)
+      pending_.push_back(retry_frame());
+    for (auto& f : res.prelude_frames())
+      pending_.push_back(std::move(f));
     // A stream reads nothing more, so give back the request buffers now.
     parser_.reset();
     rbuf_.reset();
@@ -474,7 +480,7 @@ private:
         bool ended;
         {
           std::lock_guard<std::mutex> lk(queue_->mutex);
-          ended = queue_->ended() && queue_->queue.empty();
+          ended = queue_->ended() && !queue_->has_messages_locked();
         }
         if (ended || w_.stopping) {
           linger_close();
@@ -565,12 +571,21 @@ private:
         queue_->armed = nullptr;
       queue_->queue.clear();
       queue_->queued_bytes = 0;
+      queue_->backlog.clear();
+      queue_->backlog_pos = 0;
     }
     queue_.reset();
     pending_.clear();
   }
 
   // --- helpers ----------------------------------------------------------------------------
+  frame retry_frame() {
+    auto ms = w_.opts.retry;
+    if (w_.opts.retry_jitter.count() > 0)
+      ms += std::chrono::milliseconds(
+          std::uniform_int_distribution<long long>(0, w_.opts.retry_jitter.count())(w_.rng));
+    return frame(format_retry(ms));
+  }
   void start_write_clock() {
     writing_ = true;
     write_started_ = clock::now();

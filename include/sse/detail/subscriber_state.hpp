@@ -4,7 +4,9 @@
 #include <sse/error.hpp>
 #include <sse/queue_limits.hpp>
 
+#include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -105,11 +107,34 @@ public:
 
   bool ended() const noexcept { return evicted || closed; }
 
+  /// Replayed history or live messages are waiting.
+  bool has_messages_locked() const noexcept {
+    return backlog_pos < backlog.size() || !queue.empty();
+  }
+  std::size_t size_locked() const noexcept { return backlog.size() - backlog_pos + queue.size(); }
+
+  /// The next message (replay first); the caller checked has_messages_locked().
+  Message pop_next_locked() noexcept {
+    if (backlog_pos < backlog.size()) {
+      Message m(std::move(backlog[backlog_pos++]));
+      if (backlog_pos == backlog.size())
+        std::vector<Message>().swap(backlog), backlog_pos = 0;
+      return m;
+    }
+    return take_front_locked();
+  }
+
   /// Moves up to `max` queued messages into `out` under one lock; returns how many.
   template <class Vector>
   std::size_t pop_all(Vector& out, std::size_t max) {
     std::lock_guard<std::mutex> lk(mutex);
     std::size_t n = 0;
+    while (n < max && backlog_pos < backlog.size()) {
+      out.push_back(std::move(backlog[backlog_pos++]));
+      ++n;
+    }
+    if (backlog_pos == backlog.size() && !backlog.empty())
+      std::vector<Message>().swap(backlog), backlog_pos = 0;
     while (n < max && !queue.empty()) {
       out.push_back(take_front_locked());
       ++n;
@@ -122,7 +147,7 @@ public:
   /// Arms `w` unless messages are queued or the queue ended (then the caller goes on itself).
   bool arm(waiter& w) {
     std::lock_guard<std::mutex> lk(mutex);
-    if (!queue.empty() || ended())
+    if (has_messages_locked() || ended())
       return false;
     if (armed && armed != &w)
       throw std::logic_error("sse: a wait is already pending on this subscriber");
@@ -159,6 +184,10 @@ public:
   queue_limits limits;
   ring<Message> queue;
   std::size_t queued_bytes = 0;
+  /// History replayed on subscribe, read before the queue. Bounded by the history limits, so
+  /// it does not count against the queue's.
+  std::vector<Message> backlog;
+  std::size_t backlog_pos = 0;
   std::uint64_t dropped = 0;
   bool evicted = false;
   bool closed = false;
@@ -170,9 +199,24 @@ public:
 };
 
 template <class Message>
+struct history_entry {
+  std::uint64_t seq; ///< broker-wide publish order
+  std::string id;    ///< the event id clients see ("" if the message carries none we know)
+  Message message;
+  std::size_t bytes;
+  std::chrono::steady_clock::time_point at;
+};
+
+template <class Message>
 struct topic_entry {
   std::string name;
   std::vector<subscriber_state<Message>*> subscribers;
+  std::deque<history_entry<Message>> history;
+  std::size_t history_bytes = 0;
+  /// Highest sequence number trimmed from `history`: a client that last saw an older one
+  /// missed something we no longer have.
+  std::uint64_t trimmed_upto = 0;
+  bool keeps_history = false; ///< once true the entry stays, so `trimmed_upto` is never lost
 };
 
 } // namespace detail

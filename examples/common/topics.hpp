@@ -1,0 +1,69 @@
+#pragma once
+
+// The examples' wiring of topics and resume onto a broker: `GET /listen?topic=a&topic=b` with
+// Last-Event-ID, and `POST /publish?topic=T&event=NAME`.
+
+#include <sse/sse.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace examples {
+
+constexpr std::size_t max_topic_length = 64, max_topics_per_stream = 16;
+
+/// A topic name from a client: 1-64 of [A-Za-z0-9_.:-], or an http_error 400.
+inline std::string checked_topic(std::string_view t) {
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == ':' || c == '-';
+  };
+  if (t.empty() || t.size() > max_topic_length)
+    throw sse::http_error(400, "a topic is 1 to 64 characters");
+  for (char c : t)
+    if (!ok(c))
+      throw sse::http_error(400, "a topic has only letters, digits and _ . : -");
+  return std::string(t);
+}
+
+/// The `topic` query parameters (or `fallback`), checked.
+inline std::vector<std::string> topics_of(sse::request const& req, std::string_view fallback) {
+  std::vector<std::string> topics;
+  for (auto t : req.query_all("topic"))
+    topics.push_back(checked_topic(t));
+  if (topics.empty())
+    topics.emplace_back(fallback);
+  if (topics.size() > max_topics_per_stream)
+    throw sse::http_error(400, "at most 16 topics per stream");
+  return topics;
+}
+
+/// A stream of `topics` that first replays what the client missed since its Last-Event-ID.
+inline sse::response listen(sse::broker& broker, sse::request const& req,
+                            std::string_view fallback_topic, bool replay_history = false) {
+  sse::subscribe_options o;
+  o.last_event_id = req.last_event_id();
+  o.replay_history = replay_history;
+  return sse::response::stream(broker.subscribe(topics_of(req, fallback_topic), o));
+}
+
+/// Publishes the body as the data of one event (`?topic=`, `?event=`); answers the id as JSON.
+inline sse::response publish(sse::broker& broker, sse::request const& req,
+                             std::string_view fallback_topic) {
+  std::string topic(fallback_topic);
+  if (auto t = req.query("topic"))
+    topic = checked_topic(*t);
+  sse::event ev;
+  try {
+    ev.data(req.body());
+    if (auto name = req.query("event"))
+      ev.name(std::string(*name));
+  } catch (std::invalid_argument const& e) {
+    throw sse::http_error(400, e.what());
+  }
+  auto const r = broker.publish(topic, ev);
+  return sse::response::json(200, nlohmann::json{{"id", r.id}, {"receivers", r.receivers}}.dump());
+}
+
+} // namespace examples
