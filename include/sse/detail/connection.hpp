@@ -258,7 +258,9 @@ public:
 private:
   enum class phase { reading, writing, streaming, lingering, closed };
   static constexpr std::size_t read_size = 4096;
-  static constexpr std::size_t max_batch = 1024;        ///< frames per gather write
+  /// Frames per gather write: Asio passes at most 64 buffers to one writev.
+  static constexpr std::size_t max_batch = 64;
+  static constexpr int max_rounds = 8; ///< immediate writes in a row before yielding
   static constexpr std::size_t max_stray_bytes = 64 * 1024; ///< read after a stream's GET
 
   parser_limits limits() const;
@@ -457,6 +459,8 @@ private:
     rbuf_.reset();
     phase_ = phase::streaming;
     last_write_ = clock::now();
+    std::error_code ec;
+    sock_.non_blocking(true, ec); // the writer tries each write before going async
     if (!queue_) {
       close();
       return;
@@ -467,9 +471,13 @@ private:
 
   /// The single writer: everything queued since the last write goes out in one gather write.
   void pump() {
-    for (;;) {
+    for (int rounds = 0;; ++rounds) {
       if (writing_ || phase_ != phase::streaming)
         return;
+      if (rounds == max_rounds) { // let the thread's other connections write too
+        w_.enqueue_ready(shared_from_this());
+        return;
+      }
       queue_->pop_all(pending_, max_batch);
       if (heartbeat_due_) {
         heartbeat_due_ = false;
@@ -495,13 +503,42 @@ private:
         continue; // something arrived between pop_all and arm
       }
       bufs_.clear();
-      if (!out_.empty())
+      std::size_t total = 0;
+      if (!out_.empty()) {
         bufs_.emplace_back(asio::buffer(out_));
-      for (auto const& f : pending_)
+        total += out_.size();
+      }
+      for (auto const& f : pending_) {
         bufs_.emplace_back(f.data(), f.size());
+        total += f.size();
+      }
+      // Try the write now: on a socket with room it completes at once, with no async
+      // operation, no completion to schedule, and no second look at the queue.
+      std::error_code ec;
+      std::size_t const n = sock_.write_some(bufs_, ec);
+      if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+        close();
+        return;
+      }
+      if (!ec && n == total) {
+        last_write_ = clock::now();
+        pending_.clear();
+        if (!out_.empty())
+          std::string().swap(out_);
+        continue; // anything queued meanwhile goes in the next write
+      }
+      // The socket is full: send the rest asynchronously; the queue waits meanwhile.
+      std::size_t skip = ec ? 0 : n;
+      std::size_t first = 0;
+      while (skip >= bufs_[first].size()) {
+        skip -= bufs_[first].size();
+        ++first;
+      }
+      bufs_[first] += skip;
+      bufs_.erase(bufs_.begin(), bufs_.begin() + static_cast<std::ptrdiff_t>(first));
       start_write_clock();
-      asio::async_write(sock_, bufs_, [self = shared_from_this()](std::error_code ec, std::size_t) {
-        self->on_stream_written(ec);
+      asio::async_write(sock_, bufs_, [self = shared_from_this()](std::error_code wec, std::size_t) {
+        self->on_stream_written(wec);
       });
       return;
     }
