@@ -18,6 +18,7 @@ namespace {
 struct outcome {
   status state;
   int code;
+  std::string reason;
   std::size_t consumed;
   bool header_complete;
   request req;
@@ -60,7 +61,8 @@ outcome parse(std::string_view input, parser_limits limits = {}) {
     REQUIRE_FALSE(whole.error_reason().empty());
   else
     REQUIRE(whole.error_status() == 0);
-  return {whole.state(), whole.error_status(), consumed, whole.header_complete(), whole.release()};
+  return {whole.state(), whole.error_status(),    std::string(whole.error_reason()),
+          consumed,      whole.header_complete(), whole.release()};
 }
 
 request parse_ok(std::string_view input, parser_limits limits = {}) {
@@ -75,6 +77,14 @@ int parse_error(std::string_view input, parser_limits limits = {}) {
   const auto r = parse(input, limits);
   REQUIRE(r.state == status::error);
   return r.code;
+}
+
+/// The reason given for a request that must fail with `code`.
+std::string parse_reason(std::string_view input, int code, parser_limits limits = {}) {
+  const auto r = parse(input, limits);
+  REQUIRE(r.state == status::error);
+  REQUIRE(r.code == code);
+  return r.reason;
 }
 
 /// A minimal valid HTTP/1.1 request with extra header lines spliced in.
@@ -317,7 +327,7 @@ TEST_CASE("parser refuses a malformed request line", "[http_parser]") {
     CHECK(parse_error("GET\t/ HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
   }
   SECTION("two spaces before the target") {
-    CHECK(parse_error("GET  / HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+    CHECK(parse_reason("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400) == "empty request-target");
   }
   SECTION("two spaces before the version") {
     CHECK(parse_error("GET /  HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
@@ -446,8 +456,9 @@ TEST_CASE("parser refuses malformed header field lines", "[http_parser]") {
     CHECK(parse_error(get_with("X-Name\t: v\r\n")) == 400);
   }
   SECTION("obs-fold") {
-    CHECK(parse_error(get_with("X: a\r\n b\r\n")) == 400);
-    CHECK(parse_error(get_with("X: a\r\n\tb\r\n")) == 400);
+    const auto reason = parse_reason(get_with("X: a\r\n b\r\n"), 400);
+    CHECK(reason == "obs-fold or whitespace before a field name");
+    CHECK(parse_reason(get_with("X: a\r\n\tb\r\n"), 400) == reason);
   }
   SECTION("whitespace before the first field") {
     CHECK(parse_error("GET / HTTP/1.1\r\n Host: h\r\n\r\n") == 400);
@@ -464,7 +475,7 @@ TEST_CASE("parser refuses malformed header field lines", "[http_parser]") {
 
 TEST_CASE("parser refuses NUL and control characters in field values", "[http_parser]") {
   SECTION("NUL") {
-    CHECK(parse_error(get_with("X: a\0b\r\n"s)) == 400);
+    CHECK(parse_reason(get_with("X: a\0b\r\n"s), 400) == "NUL in field value");
   }
   SECTION("other controls and DEL") {
     for (const char c : {'\x01', '\x08', '\x0b', '\x0c', '\x1b', '\x1f', '\x7f'}) {
@@ -504,10 +515,11 @@ TEST_CASE("parser answers 431 for header lines, sections and counts over the lim
 
 TEST_CASE("parser requires exactly one Host in HTTP/1.1", "[http_parser]") {
   SECTION("missing") {
-    CHECK(parse_error("GET / HTTP/1.1\r\nX: y\r\n\r\n") == 400);
+    CHECK(parse_reason("GET / HTTP/1.1\r\nX: y\r\n\r\n", 400) == "missing Host header");
   }
   SECTION("duplicated") {
-    CHECK(parse_error("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n") == 400);
+    CHECK(parse_reason("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400) ==
+          "more than one Host header");
   }
   SECTION("HTTP/1.0 needs none") {
     parse_ok("GET / HTTP/1.0\r\n\r\n");
@@ -567,8 +579,8 @@ TEST_CASE("parser gives a POST without Content-Length or Transfer-Encoding an em
 }
 
 TEST_CASE("parser refuses Content-Length with Transfer-Encoding", "[http_parser]") {
-  CHECK(parse_error(
-            post_with("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n")) == 400);
+  CHECK(parse_reason(post_with("Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+                     400) == "Content-Length and Transfer-Encoding together");
   CHECK(parse_error(
             post_with("Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", "0\r\n\r\n")) == 400);
   SECTION("even when the coding itself is unsupported") {
@@ -596,7 +608,7 @@ TEST_CASE("parser refuses Transfer-Encoding in HTTP/1.0", "[http_parser]") {
 
 TEST_CASE("parser refuses malformed chunk size lines", "[http_parser]") {
   SECTION("negative") {
-    CHECK(parse_error(chunked("-5\r\nhello\r\n0\r\n\r\n")) == 400);
+    CHECK(parse_reason(chunked("-5\r\nhello\r\n0\r\n\r\n"), 400) == "negative chunk size");
   }
   SECTION("more than 16 hex digits") {
     CHECK(parse_error(chunked("00000000000000005\r\nhello\r\n0\r\n\r\n")) == 400);
@@ -613,7 +625,8 @@ TEST_CASE("parser refuses malformed chunk size lines", "[http_parser]") {
     CHECK(parse_error(chunked(" 5\r\nhello\r\n0\r\n\r\n")) == 400);
   }
   SECTION("a size line ending in a lone LF or a bare CR") {
-    CHECK(parse_error(chunked("5\nhello\r\n0\r\n\r\n")) == 400);
+    CHECK(parse_reason(chunked("5\nhello\r\n0\r\n\r\n"), 400) ==
+          "chunk size line must end in CRLF");
     CHECK(parse_error(chunked("5;e\nhello\r\n0\r\n\r\n")) == 400);
     CHECK(parse_error(chunked("5\rhello\r\n0\r\n\r\n")) == 400);
   }
@@ -648,6 +661,7 @@ TEST_CASE("parser requires CRLF right after chunk data", "[http_parser]") {
   CHECK(parse_error(chunked("5\r\nhelloX\r\n0\r\n\r\n")) == 400);
   CHECK(parse_error(chunked("5\r\nhello\n0\r\n\r\n")) == 400);
   CHECK(parse_error(chunked("5\r\nhello\r0\r\n\r\n")) == 400);
+  CHECK(parse_error(chunked("5\r\nhelloX\n0\r\n\r\n")) == 400);
   CHECK(parse_error(chunked("5\r\nhello0\r\n\r\n")) == 400);
 }
 

@@ -119,6 +119,8 @@ struct request {
 /// Each byte is examined once, so parsing is linear in the input however it is split, and
 /// feeding a byte at a time gives the same result as feeding everything at once. Nothing is
 /// buffered beyond the limits: an over-long line is refused as soon as it crosses its limit.
+/// A lone LF ends a line in the request head, but chunked framing (size lines, data ends,
+/// trailers) must use CRLF, since disagreeing about chunk boundaries is how requests are smuggled.
 class request_parser {
 public:
   enum class status { need_more, complete, error };
@@ -178,7 +180,7 @@ public:
   const parser_limits& limits() const noexcept { return limits_; }
 
 private:
-  /// Header-section phases are contiguous so byte accounting can test a range.
+  /// Ordered so that byte accounting can test a range for the request line and field sections.
   enum class phase : unsigned char {
     line_start,    // before the request line; empty lines are skipped
     line_start_lf, // CR seen before the request line
@@ -545,7 +547,6 @@ private:
     for (const auto& f : request_.headers) {
       if (!parse_util::iequals(f.name, "content-length")) continue;
       parse_util::for_each_list_element(f.value, [&](std::string_view element) {
-        if (!reason.empty()) return;
         if (element.empty()) {
           reason = "empty Content-Length";
           return;
