@@ -195,8 +195,8 @@ public:
       close();
       return;
     }
-    if (writing_ && now - write_started_ >= w_.opts.write_timeout) {
-      close(); // the peer stopped reading: nothing more can be said to it
+    if (writing_ && now - last_progress_ >= w_.opts.write_timeout) {
+      close(); // no byte accepted for write_timeout: the peer stopped reading
       return;
     }
     switch (phase_) {
@@ -273,6 +273,7 @@ private:
 
   // --- reading requests -------------------------------------------------------------------
   void do_read() {
+    read_pending_ = true;
     sock_.async_read_some(asio::buffer(rbuf_.get(), read_size),
                           [self = shared_from_this()](std::error_code ec, std::size_t n) {
                             self->on_read(ec, n);
@@ -280,6 +281,14 @@ private:
   }
 
   void on_read(std::error_code ec, std::size_t n) {
+    read_pending_ = false;
+    if (phase_ == phase::lingering) { // draining after an error answer: discard until EOF
+      if (ec || n == 0 || (stray_bytes_ += n) > max_stray_bytes)
+        close();
+      else
+        do_read();
+      return;
+    }
     if (phase_ != phase::reading)
       return;
     if (ec) {
@@ -384,11 +393,10 @@ private:
     if (!bodyless)
       out_ += res.body();
     phase_ = phase::writing;
+    bufs_.clear();
+    bufs_.emplace_back(asio::buffer(out_));
     start_write_clock();
-    asio::async_write(sock_, asio::buffer(out_),
-                      [self = shared_from_this()](std::error_code ec, std::size_t) {
-                        self->on_response_written(ec);
-                      });
+    write_rest(false);
   }
 
   void on_response_written(std::error_code ec) {
@@ -427,6 +435,8 @@ private:
     sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     deadline_ = clock::now() + std::chrono::seconds(2);
     parser_.reset();
+    if (read_pending_)
+      return; // the pending read owns rbuf_; on_read goes on draining with it
     rbuf_.reset();
     watch_input();
   }
@@ -528,20 +538,46 @@ private:
         continue; // anything queued meanwhile goes in the next write
       }
       // The socket is full: send the rest asynchronously; the queue waits meanwhile.
-      std::size_t skip = ec ? 0 : n;
-      std::size_t first = 0;
-      while (skip >= bufs_[first].size()) {
-        skip -= bufs_[first].size();
-        ++first;
-      }
-      bufs_[first] += skip;
-      bufs_.erase(bufs_.begin(), bufs_.begin() + static_cast<std::ptrdiff_t>(first));
+      consume(bufs_, ec ? 0 : n);
       start_write_clock();
-      asio::async_write(sock_, bufs_, [self = shared_from_this()](std::error_code wec, std::size_t) {
-        self->on_stream_written(wec);
-      });
+      write_rest(true);
       return;
     }
+  }
+
+  /// Writes what is left in bufs_ piece by piece, so that the write timeout measures progress:
+  /// a slow reader that keeps reading is never cut off, one that stops is.
+  void write_rest(bool stream) {
+    sock_.async_write_some(bufs_, [self = shared_from_this(), stream](std::error_code ec,
+                                                                       std::size_t n) {
+      self->on_some_written(ec, n, stream);
+    });
+  }
+
+  void on_some_written(std::error_code ec, std::size_t n, bool stream) {
+    if (!ec) {
+      last_progress_ = clock::now(); // progress
+      consume(bufs_, n);
+      if (!bufs_.empty() && phase_ != phase::closed) {
+        write_rest(stream);
+        return;
+      }
+    }
+    if (stream)
+      on_stream_written(ec);
+    else
+      on_response_written(ec);
+  }
+
+  static void consume(std::vector<asio::const_buffer>& bufs, std::size_t n) {
+    std::size_t first = 0;
+    while (first < bufs.size() && n >= bufs[first].size()) {
+      n -= bufs[first].size();
+      ++first;
+    }
+    if (first < bufs.size())
+      bufs[first] += n;
+    bufs.erase(bufs.begin(), bufs.begin() + static_cast<std::ptrdiff_t>(first));
   }
 
   void on_stream_written(std::error_code ec) {
@@ -625,7 +661,7 @@ private:
   }
   void start_write_clock() {
     writing_ = true;
-    write_started_ = clock::now();
+    last_progress_ = clock::now();
   }
   void append_status_line(int status) {
     out_ += "HTTP/1.1 ";
@@ -649,13 +685,14 @@ private:
   std::unique_ptr<char[]> rbuf_;
   std::size_t rpos_ = 0, rlen_ = 0;
   bool request_started_ = false;
+  bool read_pending_ = false;
   bool continue_sent_ = false;
   bool keep_alive_ = true;
   bool writing_ = false;
   bool armed_ = false;
   bool heartbeat_due_ = false;
   std::size_t stray_bytes_ = 0;
-  clock::time_point deadline_, write_started_, last_write_;
+  clock::time_point deadline_, last_progress_, last_write_;
   std::string out_;
   std::shared_ptr<sse::subscription> sub_;
   std::shared_ptr<subscriber_state<frame>> queue_;
