@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1334,4 +1335,57 @@ TEST_CASE("server answers 503 past max_connections", "[server]") {
   a.reset();
   REQUIRE(eventually([&] { return ts.srv.connections() == 1; }, 2000ms));
   CHECK(serves_normally(ts.port()));
+}
+
+TEST_CASE("server backs off when accept runs out of descriptors, then recovers", "[server][limits]") {
+  sse::server_options o;
+  o.threads = 1;
+  sse::server srv(o);
+  srv.route("GET", "/ping", [](sse::request&) { return sse::response::text(200, "pong"); });
+  srv.start();
+
+  // Shrink this process's descriptor limit so that clients and accepted sockets share a few.
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  std::size_t open_now = 0;
+  for (int fd = 0; fd < 4096; ++fd)
+    open_now += ::fcntl(fd, F_GETFD) != -1;
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(open_now + 16);
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  struct restore_limit {
+    rlimit r;
+    ~restore_limit() { ::setrlimit(RLIMIT_NOFILE, &r); }
+  } restore{old};
+
+  std::vector<std::unique_ptr<client>> clients;
+  bool exhausted = false;
+  for (int i = 0; i < 64 && !exhausted; ++i) {
+    try {
+      clients.push_back(std::make_unique<client>(srv.port()));
+    } catch (std::system_error const&) {
+      exhausted = true; // our own socket() hit the limit: the server's accept has too
+    }
+  }
+  REQUIRE(exhausted);
+  REQUIRE(clients.size() >= 4);
+
+  // While accept keeps failing with EMFILE the server must wait, not spin.
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_SELF, &before);
+  std::this_thread::sleep_for(500ms);
+  ::getrusage(RUSAGE_SELF, &after);
+  auto cpu_us = [](rusage const& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000L + r.ru_utime.tv_usec +
+           r.ru_stime.tv_usec;
+  };
+  CHECK(cpu_us(after) - cpu_us(before) < 200000); // a busy accept loop would burn ~500 ms
+
+  clients.clear();
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  // Recovered: a new client is served (after the back-off, the queued connections are accepted).
+  client c(srv.port());
+  REQUIRE(c.send("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+  CHECK(c.read_until([](std::string const& b) { return b.find("pong") != std::string::npos; }, 5000ms));
+  srv.stop();
 }
