@@ -19,6 +19,6 @@ if [ -n "${SSE_SANITIZE:-}" ]; then
 fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_STANDARD="${SSE_CXX_STANDARD:-17}" \
-  -DCMAKE_CXX_FLAGS="$flags" -DSSE_WARNINGS_AS_ERRORS=ON >/dev/null
+  -DCMAKE_CXX_FLAGS="$flags" -DSSE_WARNINGS_AS_ERRORS=ON -DSSE_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)"
