@@ -1,40 +1,184 @@
 #pragma once
 
-// A small blocking HTTP client for integration tests: raw bytes in and out over loopback, with
-// deadlines, and an event-stream reader built on the independent parser.
+// A blocking test client for integration tests over loopback: raw bytes in and out with
+// deadlines, HTTP responses taken apart, and an event-stream reader on the independent parser.
 
 #include "event_stream_parser.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <stdexcept>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace sse_test {
 
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+template <class F>
+bool eventually(F&& cond, ms timeout = 3000ms) {
+  auto const deadline = steady::now() + timeout;
+  for (;;) {
+    if (cond())
+      return true;
+    if (steady::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
+inline ms remaining(steady::time_point deadline) {
+  auto const left = std::chrono::duration_cast<ms>(deadline - steady::now());
+  return left.count() < 0 ? 0ms : left;
+}
+
+// --- a blocking test client ---------------------------------------------------------------------
+
+enum class io_result { data, eof, reset, timeout };
+
+/// One TCP connection to the server; everything received accumulates in buffer().
 class client {
 public:
-  explicit client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      throw std::runtime_error("test client: connect failed");
+  /// Connects to 127.0.0.1:`port`; a positive `rcvbuf` is set before connecting (so the
+  /// advertised window stays small). Throws std::system_error if the connection is refused.
+  explicit client(std::uint16_t port, int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0)
+      throw std::system_error(errno, std::generic_category(), "socket");
+    if (rcvbuf > 0)
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr const*>(&addr), sizeof addr) != 0) {
+      int const e = errno;
+      ::close(fd_);
+      fd_ = -1;
+      throw std::system_error(e, std::generic_category(), "connect");
+    }
+    ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL, 0) | O_NONBLOCK);
   }
   client(client const&) = delete;
   client& operator=(client const&) = delete;
   ~client() { close(); }
+
+  /// Sends every byte within `timeout`; false if the peer closed or reset first, or time ran out.
+  bool send(std::string_view bytes, ms timeout = 3000ms) {
+    auto const deadline = steady::now() + timeout;
+    while (!bytes.empty()) {
+      ssize_t const n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        sent_ += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd p{fd_, POLLOUT, 0};
+        auto const left = remaining(deadline);
+        if (left.count() == 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
+          return false; // timed out
+        continue;
+      }
+      send_failed_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  /// Waits up to `timeout` for bytes and appends what is there to buffer().
+  io_result read_some(ms timeout) {
+    if (eof_)
+      return io_result::eof;
+    if (reset_)
+      return io_result::reset;
+    pollfd p{fd_, POLLIN, 0};
+    int const r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (r <= 0)
+      return io_result::timeout;
+    char chunk[64 * 1024];
+    ssize_t const n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n > 0) {
+      buf_.append(chunk, static_cast<std::size_t>(n));
+      received_ += static_cast<std::size_t>(n);
+      return io_result::data;
+    }
+    if (n == 0) {
+      eof_ = true;
+      return io_result::eof;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      return io_result::timeout;
+    reset_ = true;
+    return io_result::reset;
+  }
+
+  /// Reads until `pred(buffer())` holds, the connection ends, or `timeout` passes.
+  template <class P>
+  bool read_until(P&& pred, ms timeout = 3000ms) {
+    auto const deadline = steady::now() + timeout;
+    for (;;) {
+      if (pred(buf_))
+        return true;
+      if (closed())
+        return false;
+      auto const left = remaining(deadline);
+      if (left.count() == 0)
+        return false;
+      read_some(left);
+    }
+  }
+
+  /// Reads (keeping the bytes) until the peer closes or resets; true if that happened in time.
+  bool read_until_closed(ms timeout = 3000ms) {
+    auto const deadline = steady::now() + timeout;
+    while (!closed()) {
+      auto const left = remaining(deadline);
+      if (left.count() == 0)
+        return false;
+      read_some(left);
+    }
+    return true;
+  }
+
+  /// True if nothing arrives and the connection stays open for `d`.
+  bool stays_quiet(ms d) {
+    auto const before = buf_.size();
+    auto const deadline = steady::now() + d;
+    while (steady::now() < deadline && !closed())
+      read_some(remaining(deadline));
+    return !closed() && buf_.size() == before;
+  }
+
+  /// Sends FIN but keeps reading.
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+  /// Aborts the connection with an RST (SO_LINGER 0, then close).
+  void reset() {
+    if (fd_ < 0)
+      return;
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close();
+  }
 
   void close() {
     if (fd_ >= 0)
@@ -42,121 +186,179 @@ public:
     fd_ = -1;
   }
 
-  void send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      auto const n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0)
-        throw std::runtime_error("test client: send failed");
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-
-  /// Reads what arrives within `wait`; false on EOF or error.
-  bool read_some(std::chrono::milliseconds wait) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0)
-      return true;
-    char buf[65536];
-    auto const n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      eof_ = true;
-      return false;
-    }
-    received_.append(buf, static_cast<std::size_t>(n));
-    return true;
-  }
-
-  /// Reads until `done(received())` holds or `timeout` passes; returns whether it held.
-  template <class Pred>
-  bool read_until(Pred done, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    auto const end = std::chrono::steady_clock::now() + timeout;
-    while (!done(received_)) {
-      if (std::chrono::steady_clock::now() >= end || !read_some(std::chrono::milliseconds(20)))
-        return done(received_);
-    }
-    return true;
-  }
-
-  std::string const& received() const noexcept { return received_; }
-  bool eof() const noexcept { return eof_; }
-  int fd() const noexcept { return fd_; }
+  bool closed() const { return eof_ || reset_; }
+  bool got_eof() const { return eof_; }
+  bool got_reset() const { return reset_; }
+  bool send_failed() const { return send_failed_; }
+  std::size_t bytes_sent() const { return sent_; }
+  std::string& buffer() { return buf_; }
 
 private:
   int fd_ = -1;
-  std::string received_;
+  std::string buf_;
   bool eof_ = false;
+  bool reset_ = false;
+  bool send_failed_ = false;
+  std::size_t sent_ = 0;
+  std::size_t received_ = 0;
 };
 
-/// An event-stream subscription over HTTP: sends the GET, checks the head, parses events.
+/// True if a TCP connection to `port` is accepted.
+inline bool can_connect(std::uint16_t port) {
+  try {
+    client c(port);
+    return true;
+  } catch (std::system_error const&) {
+    return false;
+  }
+}
+
+// --- reading HTTP responses ---------------------------------------------------------------------
+
+inline bool iequal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+           return lower(x) == lower(y);
+         });
+}
+
+struct http_response {
+  int status = 0;
+  std::string head; ///< status line and header fields, with the final empty line
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  std::optional<std::string> header(std::string_view name) const {
+    for (auto const& [k, v] : headers)
+      if (iequal(k, name))
+        return v;
+    return std::nullopt;
+  }
+  std::size_t count(std::string_view name) const {
+    return static_cast<std::size_t>(std::count_if(
+        headers.begin(), headers.end(), [&](auto const& kv) { return iequal(kv.first, name); }));
+  }
+};
+
+/// Takes one complete response off the front of `buf` (the head only when `head_only`, as for a
+/// stream); nullopt while it is incomplete.
+inline std::optional<http_response> take_response(std::string& buf, bool head_only) {
+  auto const end = buf.find("\r\n\r\n");
+  if (end == std::string::npos)
+    return std::nullopt;
+  http_response r;
+  r.head = buf.substr(0, end + 4);
+  auto const status_end = r.head.find("\r\n");
+  std::string_view const status_line(r.head.data(), status_end);
+  r.status = -1;
+  if (status_line.size() >= 12 && status_line.substr(0, 5) == "HTTP/" && status_line[8] == ' ') {
+    auto const code = status_line.substr(9, 3);
+    if (std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      r.status = std::stoi(std::string(code));
+  }
+  for (std::size_t pos = status_end + 2; pos < end;) {
+    auto const eol = r.head.find("\r\n", pos);
+    std::string_view const line(r.head.data() + pos, eol - pos);
+    auto const colon = line.find(':');
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+      value.remove_suffix(1);
+    r.headers.emplace_back(std::string(name), std::string(value));
+    pos = eol + 2;
+  }
+  std::size_t body_len = 0;
+  if (!head_only && r.status >= 200 && r.status != 204 && r.status != 304) {
+    if (auto cl = r.header("Content-Length"))
+      body_len = static_cast<std::size_t>(std::stoull(*cl));
+  }
+  if (buf.size() < end + 4 + body_len)
+    return std::nullopt;
+  r.body = buf.substr(end + 4, body_len);
+  buf.erase(0, end + 4 + body_len);
+  return r;
+}
+
+/// Reads the next response from `c`; nullopt if none arrived in time.
+inline std::optional<http_response> read_response(client& c, ms timeout = 3000ms, bool head_only = false) {
+  std::optional<http_response> r;
+  c.read_until([&](std::string& b) { return (r = take_response(b, head_only)).has_value(); }, timeout);
+  return r;
+}
+
+inline std::string get(std::string_view target, std::string_view extra_headers = "") {
+  return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) +
+         "\r\n";
+}
+
+inline std::string post(std::string_view target, std::string_view body) {
+  return "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+/// A client that has opened an event stream; the rest of the bytes go to the event parser.
 class stream_client {
 public:
-  stream_client(std::uint16_t port, std::string const& target, std::string const& extra_headers = {})
-      : c_(port) {
-    c_.send("GET " + target + " HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n" +
-            extra_headers + "\r\n");
-    if (!c_.read_until([](std::string const& r) { return r.find("\r\n\r\n") != std::string::npos; }))
-      throw std::runtime_error("stream client: no response head");
-    auto const end = c_.received().find("\r\n\r\n");
-    head_ = c_.received().substr(0, end);
-    consumed_ = end + 4;
-  }
-
-  std::string const& head() const noexcept { return head_; }
-
-  /// Parses until at least `n` events have arrived (or the timeout passes).
-  std::vector<parsed_event> const& wait_events(std::size_t n,
-                                               std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    auto const end = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      feed();
-      if (parser_.events().size() >= n || std::chrono::steady_clock::now() >= end)
-        return parser_.events();
-      if (!c_.read_some(std::chrono::milliseconds(20))) {
-        feed();
-        return parser_.events();
-      }
-    }
-  }
-
-  event_stream_parser const& parser() {
+  stream_client(std::uint16_t port, std::string_view target, int rcvbuf = 0,
+                std::string_view extra_headers = {})
+      : c(port, rcvbuf) {
+    if (c.send(get(target, extra_headers)))
+      if (auto r = read_response(c, 3000ms, true))
+        head = std::move(*r);
     feed();
-    return parser_;
   }
-  client& raw() noexcept { return c_; }
+
+  bool ok() const {
+    return head.status == 200 && head.header("Content-Type") == std::string("text/event-stream");
+  }
+
+  /// Reads once (up to `timeout`) and parses what arrived.
+  io_result pump(ms timeout) {
+    auto const r = c.read_some(timeout);
+    feed();
+    return r;
+  }
+  bool wait_events(std::size_t n, ms timeout = 3000ms) {
+    return c.read_until(
+        [&](std::string&) {
+          feed();
+          return parser.events().size() >= n;
+        },
+        timeout);
+  }
+  bool wait_comments(std::size_t n, ms timeout) {
+    return c.read_until(
+        [&](std::string&) {
+          feed();
+          return parser.comments().size() >= n;
+        },
+        timeout);
+  }
+  /// Reads for `d`; true if the connection is still open afterwards.
+  bool open_after(ms d) {
+    auto const deadline = steady::now() + d;
+    while (!c.closed() && steady::now() < deadline)
+      pump(remaining(deadline));
+    return !c.closed();
+  }
+  bool wait_closed(ms timeout = 3000ms) {
+    bool const r = c.read_until_closed(timeout);
+    feed();
+    return r;
+  }
+  std::vector<sse_test::parsed_event> const& events() const { return parser.events(); }
+
+  client c;
+  http_response head;
+  sse_test::event_stream_parser parser;
 
 private:
   void feed() {
-    if (c_.received().size() > consumed_) {
-      parser_.feed(std::string_view(c_.received()).substr(consumed_));
-      consumed_ = c_.received().size();
-    }
+    parser.feed(c.buffer());
+    c.buffer().clear();
   }
-
-  client c_;
-  std::string head_;
-  std::size_t consumed_ = 0;
-  event_stream_parser parser_;
 };
-
-/// One request on a fresh connection; returns the whole response (read until close).
-inline std::string http_request(std::uint16_t port, std::string const& raw,
-                                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  client c(port);
-  c.send(raw);
-  c.read_until([&](std::string const&) { return c.eof(); }, timeout);
-  return c.received();
-}
-
-/// Polls `cond` until it holds or `timeout` passes (for state the server changes on its own).
-template <class Pred>
-bool eventually(Pred cond, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-  auto const end = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() >= end)
-      return cond();
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 } // namespace sse_test

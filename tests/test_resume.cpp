@@ -308,9 +308,10 @@ TEST_CASE("a client reconnecting over HTTP gets exactly what it missed, then liv
         else
           headers = "Last-Event-ID: " + last + "\r\n";
       }
-      sse_test::stream_client c(srv.port(), target, headers);
-      REQUIRE(c.head().find("200 OK") != std::string::npos);
-      auto const& evs = c.wait_events(got.empty() ? 20 : 40);
+      sse_test::stream_client c(srv.port(), target, 0, headers);
+      REQUIRE(c.ok());
+      c.wait_events(got.empty() ? 20 : 40, 5000ms);
+      auto const& evs = c.events();
       REQUIRE(evs.size() >= 20);
       for (auto const& e : evs) {
         REQUIRE(e.type == "message");
@@ -348,14 +349,15 @@ TEST_CASE("an HTTP reconnect with a too-old id gets the reset event before live 
   auto const old = broker.publish("t", sse::event("old")).id;
   for (int i = 0; i < 5; ++i)
     broker.publish("t", sse::event("x"));
-  sse_test::stream_client c(srv.port(), "/listen", "Last-Event-ID: " + old + "\r\n");
+  sse_test::stream_client c(srv.port(), "/listen", 0, "Last-Event-ID: " + old + "\r\n");
   broker.publish("t", sse::event("live"));
-  auto const& evs = c.wait_events(2);
+  c.wait_events(2);
+  auto const& evs = c.events();
   REQUIRE(evs.size() == 2);
   CHECK(evs[0].type == "reset");
   CHECK(evs[1].data == "live");
-  CHECK(c.parser().retry().has_value()); // retry: is sent when the stream opens
-  CHECK(*c.parser().retry() >= 3000);
-  CHECK(*c.parser().retry() <= 4000);
+  CHECK(c.parser.retry().has_value()); // retry: is sent when the stream opens
+  CHECK(*c.parser.retry() >= 3000);
+  CHECK(*c.parser.retry() <= 4000);
   srv.stop();
 }
