@@ -155,6 +155,15 @@ line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     line(`| ${names[s]} | ${us(r.latency_us.p50)} | ${us(r.latency_us.p99)} | ${us(r.latency_us.max)} | ${app} | ${fmtInt(r.deliveries_per_s)} | ${fmtInt(r.lost)} | ${fmt(r.server_cpu_us_per_delivery, 2)} µs | ${pct(r.server_cpu_util)} | ${pct(r.server_runq_wait)} | ${pct(r.loadgen_cpu)} |`);
   }
   line();
+  const rounds = servers.map((s) => get(s)).find((r) => r && r.rounds_p99_us);
+  if (rounds && rounds.rounds_p99_us.length > 1) {
+    line(`Each server ran ${rounds.rounds_p99_us.length} times, taking turns with the others; the row is its run with the median p99. All p99s:`);
+    for (const s of servers) {
+      const r = get(s);
+      if (r && r.rounds_p99_us) line(`- ${names[s]}: ${r.rounds_p99_us.map((v) => us(v)).join(", ")}`);
+    }
+    line();
+  }
   line("p99:");
   ratioLine(get, (r) => r.latency_us.p99, "lower");
 }

@@ -4,14 +4,40 @@
 
 #include <sse/server_options.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace examples {
+
+/// Takes `name N` out of argv (so parse_options does not see it) and returns N, or `fallback`;
+/// exits with a message if N is not a number from `lo` to `hi`.
+inline long take_flag(int& argc, char** argv, char const* program, std::string_view name,
+                      long fallback, long lo, long hi) {
+  long value = fallback;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] != name) {
+      argv[out++] = argv[i];
+      continue;
+    }
+    std::string_view const text = i + 1 < argc ? argv[++i] : "";
+    auto const r = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size() || value < lo ||
+        value > hi) {
+      std::cerr << program << ": " << name << " needs a number from " << lo << " to " << hi << "\n";
+      std::exit(2);
+    }
+  }
+  argc = out;
+  argv[argc] = nullptr;
+  return value;
+}
 
 /// Parses the common flags into `o`; prints usage and exits on --help or a bad flag.
 inline sse::server_options parse_options(int argc, char** argv, char const* name,

@@ -1,83 +1,15 @@
 // Browser test of the chat example: drives examples/chat/page.html, served by the real
 // `chat` binary, in headless Chromium through playwright-core.
 //
-//   SSE_CHAT_BIN=build/examples/chat/chat node --test tests/browser/chat.test.mjs
+//   SSE_CHAT_BIN=build/examples/chat node --test tests/browser/chat.test.mjs
 //
 // Env: SSE_CHAT_BIN (required) path of the chat binary; SSE_CHROMIUM (default
 // /usr/bin/chromium); SSE_SCREENSHOT_DIR (optional) where chat.png is saved.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { accessSync, constants, mkdirSync } from 'node:fs';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
-
-const CHAT_BIN = process.env.SSE_CHAT_BIN;
-const CHROMIUM = process.env.SSE_CHROMIUM || '/usr/bin/chromium';
-const SHOT_DIR = process.env.SSE_SCREENSHOT_DIR;
-const START_TIMEOUT_MS = 10_000;
-const UI_TIMEOUT_MS = 10_000;
-
-// ---- chat server process -------------------------------------------------------------
-
-function exited(proc) {
-  return proc.exitCode !== null || proc.signalCode !== null;
-}
-
-/** Spawns the chat binary and resolves to { proc, url } once it prints its URL. */
-function startServer(port) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(CHAT_BIN, ['--host', '127.0.0.1', '--port', String(port), '--threads', '2'],
-                       { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    let done = false;
-    const finish = (err, value) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (err) { if (!exited(proc)) proc.kill('SIGKILL'); reject(err); } else resolve(value);
-    };
-    const timer = setTimeout(() => finish(new Error(
-      `chat did not print its URL within ${START_TIMEOUT_MS} ms; stdout so far: ${JSON.stringify(out)}`)),
-      START_TIMEOUT_MS);
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk) => {       // keeps draining after the URL, so the pipe never fills
-      if (done) return;
-      out += chunk;
-      const m = /http:\/\/[^\s]+/.exec(out);
-      if (m) finish(null, { proc, url: m[0].endsWith('/') ? m[0] : m[0] + '/' });
-    });
-    proc.on('error', (e) => finish(new Error(`cannot start ${CHAT_BIN}: ${e.message}`)));
-    proc.on('exit', (code, sig) => finish(new Error(
-      `chat exited (code ${code}, signal ${sig}) before printing its URL; stdout: ${JSON.stringify(out)}`)));
-  });
-}
-
-/** SIGTERM, wait up to 5 s for the exit, then SIGKILL. */
-async function stopServer(proc) {
-  if (!proc || exited(proc)) return;
-  const gone = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timedOut = await Promise.race([
-    gone.then(() => false),
-    new Promise((r) => setTimeout(r, 5000, true).unref()),
-  ]);
-  if (timedOut && !exited(proc)) {
-    proc.kill('SIGKILL');
-    await gone;
-  }
-}
-
-/** Restart on a fixed port; the old socket may linger briefly, so retry a bounded number of times. */
-async function startServerOn(port) {
-  let last;
-  for (let attempt = 0; attempt < 20; attempt++) {
-    try { return await startServer(port); } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw last;
-}
+import {
+  UI_TIMEOUT_MS, requireBin, startServer, startServerOn, stopServer, killOnExit, launchBrowser, openPage,
+  screenshot, tearDown } from './harness.mjs';
 
 // ---- helpers in the page ----------------------------------------------------------------
 
@@ -102,47 +34,30 @@ async function publish(url, body) {
 // ---- the tests ----------------------------------------------------------------------------
 
 describe('chat example in a browser', { timeout: 120_000 }, () => {
+  let CHAT_BIN;
   let server;        // { proc, url }
   let browser;
   const contexts = [];
   let pageA, pageB;
 
-  const killLeftovers = () => { if (server && !exited(server.proc)) server.proc.kill('SIGKILL'); };
-  process.on('exit', killLeftovers);
+  const forgetLeftovers = killOnExit(() => [server?.proc]);
 
   async function openTab(viewport) {
-    const context = await browser.newContext({ viewport });
-    context.setDefaultTimeout(UI_TIMEOUT_MS);
+    const { context, page } = await openPage(browser, server.url, { viewport });
     contexts.push(context);
-    const page = await context.newPage();
-    await page.goto(server.url, { timeout: UI_TIMEOUT_MS });
     return page;
   }
 
   before(async () => {
-    if (!CHAT_BIN) {
-      throw new Error('SSE_CHAT_BIN is not set: point it at the built chat example, ' +
-                      'e.g. SSE_CHAT_BIN=build/examples/chat/chat node --test tests/browser/chat.test.mjs');
-    }
-    try { accessSync(CHAT_BIN, constants.X_OK); } catch {
-      throw new Error(`SSE_CHAT_BIN=${CHAT_BIN} is not an executable file`);
-    }
-    server = await startServer(0);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-             '--no-first-run', '--disable-component-update', '--disable-sync'],
-    });
+    CHAT_BIN = requireBin('SSE_CHAT_BIN', 'chat');
+    server = await startServer(CHAT_BIN);
+    browser = await launchBrowser();
     pageA = await openTab({ width: 390, height: 760 });   // phone width
     pageB = await openTab({ width: 960, height: 640 });
   }, { timeout: 60_000 });
 
   after(async () => {
-    for (const c of contexts) await c.close().catch(() => {});
-    if (browser) await browser.close().catch(() => {});
-    if (server) await stopServer(server.proc);
-    process.off('exit', killLeftovers);
+    await tearDown({ contexts, browser, server, forgetLeftovers });
   }, { timeout: 30_000 });
 
   test('a message typed in tab A shows up in tab B within 1 s, as text', { timeout: 30_000 }, async (t) => {
@@ -165,10 +80,7 @@ describe('chat example in a browser', { timeout: 120_000 }, () => {
     }
     assert.equal(await pageA.evaluate(() => localStorage.getItem('sse-chat.nick')), 'alice');
 
-    if (SHOT_DIR) {
-      mkdirSync(SHOT_DIR, { recursive: true });
-      await pageB.screenshot({ path: path.join(SHOT_DIR, 'chat.png') });
-    }
+    await screenshot(pageB, 'chat');
   });
 
   test('the Send button sends too', { timeout: 30_000 }, async () => {
@@ -217,7 +129,7 @@ describe('chat example in a browser', { timeout: 120_000 }, () => {
       await stopServer(server.proc);
       await Promise.all([pageA, pageB].map((p) => waitForState(p, 'reconnecting', 15_000)));
 
-      server = await startServerOn(port);
+      server = await startServerOn(CHAT_BIN, port);
       const t0 = performance.now();
       // Chromium retries about every 3 s when no `retry` field was sent; allow for several tries.
       await Promise.all([pageA, pageB].map((p) => waitForState(p, 'connected', 30_000)));

@@ -1,0 +1,197 @@
+// Browser test of the progress example: the page starts tasks and shows their bars live; the
+// server frees every task and stream when the jobs end. Also a node-side run of 1,000 tasks
+// that checks for leaks (stats, connections, resident memory).
+//
+//   SSE_PROGRESS_BIN=build/examples/progress node --test tests/browser/progress.test.mjs
+//
+// Env: SSE_PROGRESS_BIN (required); SSE_CHROMIUM; SSE_SCREENSHOT_DIR (progress.png);
+// SSE_RSS_CHECK=0 skips the memory bound (sanitizer builds keep freed memory resident).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  requireBin, startServer, stopServer, killOnExit, launchBrowser, openPage, screenshot, getJson, waitUntil,
+  rssKiB, sleep, tearDown } from './harness.mjs';
+
+/** Each task on the page: { id, state, pct } in page order. */
+const readTasks = (page) => page.$$eval('#tasks .task', (els) => els.map((e) => ({
+  id: e.dataset.id, state: e.dataset.state, pct: e.querySelector('.pct')?.textContent,
+  width: e.querySelector('.fill')?.style.width,
+})));
+
+/** Polls the page until every task is done, recording the percentages each one showed. */
+async function watchUntilDone(page, count, timeout = 30_000) {
+  const seen = new Map(); // id -> Set of percentages shown
+  const end = performance.now() + timeout;
+  for (;;) {
+    const tasks = await readTasks(page);
+    for (const t of tasks) {
+      if (!seen.has(t.id)) seen.set(t.id, new Set());
+      seen.get(t.id).add(t.pct);
+    }
+    if (tasks.length === count && tasks.every((t) => t.state === 'done')) return { tasks, seen };
+    if (performance.now() > end) throw new Error(`tasks not done after ${timeout} ms: ${JSON.stringify(tasks)}`);
+    await sleep(15);
+  }
+}
+
+describe('progress example in a browser', { timeout: 150_000 }, () => {
+  let bin, server, browser;
+  const contexts = [];
+  const forgetLeftovers = killOnExit(() => [server?.proc]);
+
+  before(async () => {
+    bin = requireBin('SSE_PROGRESS_BIN', 'progress');
+    server = await startServer(bin);           // the default 50 ms steps, as a user sees them
+    browser = await launchBrowser();
+  }, { timeout: 60_000 });
+
+  after(async () => {
+    await tearDown({ contexts, browser, server, forgetLeftovers });
+  }, { timeout: 30_000 });
+
+  test('"Start 3 tasks" shows three bars that move live, reach 100 % and show done', { timeout: 60_000 },
+    async (t) => {
+      const { context, page } = await openPage(browser, server.url, { viewport: { width: 900, height: 560 } });
+      contexts.push(context);
+      const t0 = performance.now();
+      await page.click('#start3');
+      await page.waitForFunction(() => document.querySelectorAll('#tasks .task').length === 3);
+      // Mid-way: every bar is moving.
+      await page.waitForFunction(() => [...document.querySelectorAll('#tasks .task')].every((e) =>
+        e.dataset.state === 'running' && parseInt(e.querySelector('.pct').textContent, 10) >= 25));
+      await screenshot(page, 'progress-running');
+
+      const { tasks, seen } = await watchUntilDone(page, 3);
+      t.diagnostic(`3 tasks done in ${(performance.now() - t0).toFixed(0)} ms`);
+      assert.equal(new Set(tasks.map((x) => x.id)).size, 3, 'three different task ids');
+      for (const x of tasks) {
+        assert.equal(x.pct, '100%');
+        assert.equal(x.width, '100%');
+        const intermediate = [...seen.get(x.id)].filter((p) => p !== '0%' && p !== '100%');
+        assert.ok(intermediate.length >= 3, `task ${x.id} showed only ${[...seen.get(x.id)]}`);
+      }
+      // The summary follows on the next animation frame.
+      await page.waitForFunction(() => document.getElementById('summary').textContent === '0 running · 3 done');
+      await page.waitForTimeout(200); // let the last bar's transition finish
+      await screenshot(page, 'progress');
+
+      // The server kept nothing: no task, no stream.
+      const stats = await waitUntil(async () => {
+        const s = await getJson(server.url + 'stats');
+        return s.running === 0 && s.streams === 0 ? s : null;
+      }, { timeout: 2000, what: 'running 0 and streams 0' });
+      assert.ok(stats.finished_kept >= 3);
+
+      // A finished task's stream answers 204 (EventSource stops retrying), an unknown one 404.
+      const finished = await fetch(`${server.url}tasks/${tasks[0].id}/events`);
+      assert.equal(finished.status, 204);
+      await finished.arrayBuffer();
+      const unknown = await fetch(`${server.url}tasks/ffffffffffffffff/events`);
+      assert.equal(unknown.status, 404);
+      await unknown.arrayBuffer();
+    });
+
+  test('a reload mid-way picks the running tasks up again and they finish', { timeout: 60_000 }, async () => {
+    const { context, page } = await openPage(browser, server.url);
+    contexts.push(context);
+    await page.click('#start3');
+    await page.waitForFunction(() => [...document.querySelectorAll('#tasks .task')].filter((e) =>
+      e.dataset.state === 'running' && parseInt(e.querySelector('.pct').textContent, 10) >= 10).length === 3);
+    const before = (await readTasks(page)).filter((x) => x.state === 'running');
+    await page.reload();
+    // Restored from sessionStorage and re-attached: the current percentage comes at once.
+    await page.waitForFunction((ids) => ids.every((id) => {
+      const e = document.querySelector(`#tasks .task[data-id="${id}"]`);
+      return e && parseInt(e.querySelector('.pct').textContent, 10) >= 10;
+    }), before.map((x) => x.id));
+    const { tasks } = await watchUntilDone(page, (await readTasks(page)).length);
+    for (const x of before) assert.equal(tasks.find((y) => y.id === x.id)?.state, 'done');
+    await waitUntil(async () => {
+      const s = await getJson(server.url + 'stats');
+      return s.running === 0 && s.streams === 0;
+    }, { timeout: 2000, what: 'running 0 and streams 0 after the reload' });
+  });
+});
+
+describe('progress example under 1,000 tasks (node only)', { timeout: 150_000 }, () => {
+  let bin, server;
+  const forgetLeftovers = killOnExit(() => [server?.proc]);
+
+  before(async () => {
+    bin = requireBin('SSE_PROGRESS_BIN', 'progress');
+    server = await startServer(bin, { args: ['--step-ms', '4'] });
+  });
+  after(async () => {
+    if (server) assert.ok(await stopServer(server.proc), 'progress did not exit within 5 s of SIGTERM');
+    forgetLeftovers();
+  }, { timeout: 30_000 });
+
+  /** Starts a task and reads its stream to the end; what it saw. */
+  async function runTask() {
+    const res = await fetch(server.url + 'tasks', { method: 'POST', signal: AbortSignal.timeout(10_000) });
+    assert.equal(res.status, 201, `POST /tasks answered ${res.status}`);
+    const { id } = await res.json();
+    const events = await fetch(`${server.url}tasks/${id}/events`, { signal: AbortSignal.timeout(20_000) });
+    const body = await events.text(); // resolves once the server ends the stream
+    if (events.status === 204) return 'finished-first';
+    assert.equal(events.status, 200);
+    assert.match(body, /event: progress\nid: 100\ndata: \{"percent":100\}\n\nevent: done\n/);
+    const percents = [...body.matchAll(/^event: progress\nid: (\d+)\n/gm)].map((m) => Number(m[1]));
+    for (let i = 1; i < percents.length; i++) assert.ok(percents[i] > percents[i - 1], 'percentages increase');
+    return 'streamed';
+  }
+
+  /** Runs `n` tasks, `concurrency` at a time. */
+  async function runTasks(n, concurrency) {
+    let next = 0;
+    const outcomes = { streamed: 0, 'finished-first': 0 };
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        next++;
+        outcomes[await runTask()]++;
+      }
+    }));
+    return outcomes;
+  }
+
+  const settled = () => waitUntil(async () => {
+    const s = await getJson(server.url + 'stats');
+    return s.running === 0 && s.streams === 0 ? s : null;
+  }, { timeout: 5000, what: 'running 0 and streams 0' });
+
+  test('1,000 tasks, 50 at a time: every stream ends, nothing is left, no memory grows', async (t) => {
+    const t0 = performance.now();
+    const first = await runTasks(100, 50);
+    await settled();
+    await sleep(300);
+    const rssAfter100 = await rssKiB(server.proc.pid);
+    const rest = await runTasks(900, 50);
+    const elapsed = performance.now() - t0;
+    const stats = await settled();
+    await sleep(300);
+    const rssAfter1000 = await rssKiB(server.proc.pid);
+    const streamed = first.streamed + rest.streamed;
+    t.diagnostic(`1000 tasks in ${elapsed.toFixed(0)} ms; ${streamed} streamed to the end, ` +
+                 `${1000 - streamed} finished before their GET (204)`);
+    t.diagnostic(`VmRSS after 100 tasks: ${rssAfter100} KiB; after 1000: ${rssAfter1000} KiB ` +
+                 `(${rssAfter1000 - rssAfter100 >= 0 ? '+' : ''}${rssAfter1000 - rssAfter100} KiB)`);
+    assert.ok(streamed >= 900, `only ${streamed} of 1000 tasks were streamed`);
+    assert.equal(stats.finished_kept, 1000);
+    if (process.env.SSE_RSS_CHECK === '0') {
+      t.diagnostic('SSE_RSS_CHECK=0: the RSS bound is not checked (sanitizer build)');
+    } else {
+      assert.ok(rssAfter1000 - rssAfter100 < 8 * 1024,
+                `RSS grew by ${rssAfter1000 - rssAfter100} KiB between 100 and 1000 tasks`);
+    }
+
+    // Connections drain: streams end with the response; idle keep-alive sockets of fetch's pool
+    // are closed by its own idle timeout (4 s). Allow the one this poll uses.
+    const conns = await waitUntil(async () => {
+      const s = await getJson(server.url + 'stats');
+      return s.connections <= 2 ? s : null;
+    }, { timeout: 15_000, interval: 250, what: 'connections back to ~0' });
+    t.diagnostic(`stats at the end: ${JSON.stringify(conns)}`);
+    assert.equal(conns.running, 0);
+    assert.equal(conns.streams, 0);
+  });
+});
