@@ -12,6 +12,11 @@
 namespace {
 std::atomic<std::size_t> g_allocations{0};
 }
+// These replace the global pair, so delete must free what new malloc'd; g++ at -O2 does not
+// know that the pair is replaced together.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1))
