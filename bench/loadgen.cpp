@@ -780,7 +780,6 @@ private:
     self_wait_end_ = proc_runqueue_wait_seconds(static_cast<long>(getpid()));
     rss_end_ = proc_rss_kib(o_.server_pid);
   }
-  double idle_cpu_start_ = -1;
   double connect_seconds_ = 0;
   double measured_seconds_ = 0;
   std::uint64_t lost_ = 0, expected_ = 0;

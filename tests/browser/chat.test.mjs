@@ -120,6 +120,23 @@ describe('chat example in a browser', { timeout: 120_000 }, () => {
       for (let i = 0; i < 2; i++) assert.deepEqual(afterwards[i], [...before[i], marker]);
     });
 
+  test('a tab that was away gets exactly the messages it missed when it reconnects', { timeout: 30_000 },
+    async () => {
+      const before = await noticeTexts(pageB);
+      await pageB.evaluate(() => window.sseChat.pause());
+      const missed = [1, 2, 3].map((i) => `missed ${i} ${Date.now()}`);
+      for (const m of missed) assert.ok((await publish(server.url, m)).ok);
+      await Promise.all(missed.map((m) => waitForEntry(pageA, 'notice', m)));   // A saw them live
+      assert.deepEqual(await noticeTexts(pageB), before, 'a paused tab must not receive events');
+      await pageB.evaluate(() => window.sseChat.reconnect());                   // ?lastEventId=
+      await waitForEntry(pageB, 'notice', missed[2]);
+      const live = `live after the reconnect ${Date.now()}`;
+      assert.ok((await publish(server.url, live)).ok);
+      await waitForEntry(pageB, 'notice', live);
+      assert.deepEqual(await noticeTexts(pageB), [...before, ...missed, live],
+                       'the replay must hold exactly the missed events, in order, then live ones');
+    });
+
   test('the status goes to reconnecting when the server dies and back to connected when it returns',
     { timeout: 60_000 }, async (t) => {
       const port = Number(new URL(server.url).port);
