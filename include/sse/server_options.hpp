@@ -22,6 +22,10 @@ struct server_options {
   std::size_t max_headers = 100;             ///< more fields: 431
   std::size_t max_body = 1024 * 1024;        ///< larger: 413, refused before it is read
   std::size_t max_connections = 15000;       ///< past it new connections get 503
+  /// Kernel send buffer per connection (SO_SNDBUF; 0: the kernel's autotuning, which grows it
+  /// to megabytes). Bounded, a client that stops reading fills it in a moment and the broker's
+  /// overflow policy takes over, instead of the server pushing megabytes nobody reads.
+  std::size_t send_buffer = 128 * 1024;
 
   std::chrono::milliseconds header_timeout{10000}; ///< a request's head must arrive within this: 408
   std::chrono::milliseconds body_timeout{30000};   ///< and its body within this: 408

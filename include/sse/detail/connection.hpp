@@ -727,6 +727,8 @@ inline void worker::adopt(asio::ip::tcp::socket s) {
     return;
   }
   s.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (opts.send_buffer > 0)
+    s.set_option(asio::socket_base::send_buffer_size(static_cast<int>(opts.send_buffer)), ec);
   auto c = std::make_shared<connection>(*this, std::move(s));
   link(c.get());
   c->start();
