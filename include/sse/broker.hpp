@@ -223,9 +223,7 @@ public:
       std::lock_guard<std::mutex> lk(state_->mutex);
       if (!state_->has_messages_locked())
         return std::nullopt;
-      std::optional<Message> m(state_->pop_next_locked());
-      shrink_locked();
-      return m;
+      return std::optional<Message>(state_->pop_next_locked());
     }
 
     /// Appends up to `max` queued messages to `out` in order, under one lock; returns how many.
@@ -295,15 +293,7 @@ public:
         if (!state_->slots.empty())
           b->unlink(*state_, nullptr);
       }
-      detail::waiter* w = state_->end(errc::closed);
-      {
-        std::lock_guard<std::mutex> lk(state_->mutex);
-        state_->queue.clear();
-        state_->queued_bytes = 0;
-        state_->backlog.clear();
-        state_->backlog_pos = 0;
-      }
-      if (w)
+      if (detail::waiter* w = state_->close_and_discard())
         w->notify(asio::error::operation_aborted);
       state_.reset();
       broker_.reset();
@@ -327,12 +317,6 @@ public:
                  std::vector<std::string> topics, asio::any_io_executor ex, resume_result r)
         : broker_(std::move(b)), state_(std::move(s)), topics_(std::move(topics)),
           executor_(std::move(ex)), resume_(r) {}
-
-    void shrink_locked() noexcept {
-      // Keep a small ring for steady traffic; return the memory of a burst.
-      if (state_->queue.empty())
-        state_->queue.shrink_if_empty(16);
-    }
 
     template <class Handler>
     class async_waiter final : public detail::waiter {
@@ -472,11 +456,14 @@ public:
   /// Publishes `message` to `topic`, through the publisher hook if one is set (see
   /// `set_publisher`), else straight to local subscribers (and the topic's history).
   publish_result publish(std::string_view topic, Message const& message) {
-    if (auto hook = publisher()) {
+    std::unique_lock<std::mutex> lk(impl_->mutex);
+    if (impl_->publisher) {
+      hook_ptr hook = impl_->publisher;
+      lk.unlock(); // never call out under the lock
       (*hook)(topic, message);
       return {};
     }
-    return deliver(topic, message);
+    return deliver_locked(topic, topic_for_publish_locked(topic), message, std::string());
   }
 
   /// Publishes to the default topic "".
@@ -486,13 +473,15 @@ public:
   /// the broker's next id, unless it has one; `publish_result::id` tells which.
   template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
   publish_result publish(std::string_view topic, event const& ev) {
-    if (auto hook = publisher()) {
+    std::size_t const size_hint = formatted_size(ev) + 32;
+    std::unique_lock<std::mutex> lk(impl_->mutex);
+    if (impl_->publisher) {
+      hook_ptr hook = impl_->publisher;
+      lk.unlock();
       frame const f(ev);
       (*hook)(topic, f);
       return {0, ev.id().value_or(std::string())};
     }
-    std::size_t const size_hint = formatted_size(ev) + 32;
-    std::lock_guard<std::mutex> lk(impl_->mutex);
     auto* t = topic_for_publish_locked(topic);
     if (!t || !t->keeps_history || ev.id()) {
       frame const f(ev); // nothing to add: the event is sent as it is
@@ -583,19 +572,9 @@ public:
   }
 
 private:
-  static void check_limits(queue_limits const& l) {
-    if (l.max_messages == 0)
-      throw std::invalid_argument("sse::broker: queue_limits::max_messages must be at least 1");
-    if (l.max_bytes == 0)
-      throw std::invalid_argument("sse::broker: queue_limits::max_bytes must be at least 1");
-  }
+  static void check_limits(queue_limits const& l) { detail::check_queue_limits("sse::broker", l); }
 
   using hook_ptr = std::shared_ptr<std::function<void(std::string_view, Message const&)> const>;
-
-  hook_ptr publisher() const {
-    std::lock_guard<std::mutex> lk(impl_->mutex);
-    return impl_->publisher;
-  }
 
   std::string make_id(std::uint64_t seq) const {
     return std::to_string(impl_->epoch) + "-" + std::to_string(seq);
@@ -626,6 +605,16 @@ private:
       t.trimmed_upto = t.history.front().seq;
       t.history_bytes -= t.history.front().bytes;
       t.history.pop_front();
+    }
+  }
+
+  /// Applies the history bounds (age above all) to `topics` before a replay reads them.
+  void trim_topics_locked(std::vector<std::string> const& topics) {
+    auto const now = std::chrono::steady_clock::now();
+    for (auto const& name : topics) {
+      auto it = impl_->topics.find(name);
+      if (it != impl_->topics.end() && it->second.keeps_history)
+        trim_locked(it->second, impl_->history_for(name), now);
     }
   }
 
@@ -704,12 +693,7 @@ private:
 
   resume_result replay_locked(std::vector<std::string> const& topics, std::string_view last_id,
                               state_type& state) {
-    auto const now = std::chrono::steady_clock::now();
-    for (auto const& name : topics) {
-      auto it = impl_->topics.find(name);
-      if (it != impl_->topics.end() && it->second.keeps_history)
-        trim_locked(it->second, impl_->history_for(name), now);
-    }
+    trim_topics_locked(topics);
     auto const from = locate_locked(topics, last_id);
     bool gap = !from;
     if (from)
@@ -728,12 +712,7 @@ private:
   }
 
   void replay_all_locked(std::vector<std::string> const& topics, state_type& state) {
-    auto const now = std::chrono::steady_clock::now();
-    for (auto const& name : topics) {
-      auto it = impl_->topics.find(name);
-      if (it != impl_->topics.end() && it->second.keeps_history)
-        trim_locked(it->second, impl_->history_for(name), now);
-    }
+    trim_topics_locked(topics);
     collect_locked(topics, 0, state);
   }
 

@@ -71,8 +71,7 @@ private:
   using state_type = detail::subscriber_state<frame>;
 
   static queue_limits const& check(queue_limits const& l) {
-    if (l.max_messages == 0 || l.max_bytes == 0)
-      throw std::invalid_argument("sse::event_stream: queue limits must be at least 1");
+    detail::check_queue_limits("sse::event_stream", l);
     return l;
   }
 

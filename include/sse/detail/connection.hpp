@@ -495,22 +495,22 @@ private:
           pending_.push_back(heartbeat_frame());
       }
       if (pending_.empty() && out_.empty()) {
-        bool ended;
-        {
-          std::lock_guard<std::mutex> lk(queue_->mutex);
-          ended = queue_->ended() && !queue_->has_messages_locked();
-        }
-        if (ended || w_.stopping) {
+        if (w_.stopping) {
           linger_close();
           return;
         }
         if (armed_)
           return;
-        if (queue_->arm(*this)) {
+        switch (queue_->arm(*this)) {
+        case subscriber_state<frame>::arm_result::armed:
           armed_ = true;
           return;
+        case subscriber_state<frame>::arm_result::ended: // drained and ended: finish the response
+          linger_close();
+          return;
+        case subscriber_state<frame>::arm_result::ready:
+          continue; // something arrived between pop_all and arm
         }
-        continue; // something arrived between pop_all and arm
       }
       bufs_.clear();
       std::size_t total = 0;
@@ -638,14 +638,7 @@ private:
       sub_->unsubscribe(); // under the broker's lock: no publisher can wake us after this
       sub_.reset();
     } else if (queue_) {
-      std::lock_guard<std::mutex> lk(queue_->mutex);
-      queue_->end_locked(errc::closed); // the producer's send() now returns false
-      if (queue_->armed == this)
-        queue_->armed = nullptr;
-      queue_->queue.clear();
-      queue_->queued_bytes = 0;
-      queue_->backlog.clear();
-      queue_->backlog_pos = 0;
+      queue_->close_and_discard(); // the producer's send() now returns false; we are the waiter
     }
     queue_.reset();
     pending_.clear();

@@ -18,6 +18,14 @@
 namespace sse {
 namespace detail {
 
+/// @throws std::invalid_argument naming `where` for a bound of zero.
+inline void check_queue_limits(char const* where, queue_limits const& l) {
+  if (l.max_messages == 0)
+    throw std::invalid_argument(std::string(where) + ": queue_limits::max_messages must be at least 1");
+  if (l.max_bytes == 0)
+    throw std::invalid_argument(std::string(where) + ": queue_limits::max_bytes must be at least 1");
+}
+
 /// Someone waiting for a subscriber's queue to become non-empty (or to end).
 ///
 /// `notify` is called exactly once per arming, from the publishing thread, possibly while the
@@ -121,7 +129,10 @@ public:
         std::vector<Message>().swap(backlog), backlog_pos = 0;
       return m;
     }
-    return take_front_locked();
+    Message m = take_front_locked();
+    if (queue.empty())
+      queue.shrink_if_empty(16); // keep a small ring for steady traffic, free a burst's
+    return m;
   }
 
   /// Moves up to `max` queued messages into `out` under one lock; returns how many.
@@ -129,30 +140,35 @@ public:
   std::size_t pop_all(Vector& out, std::size_t max) {
     std::lock_guard<std::mutex> lk(mutex);
     std::size_t n = 0;
-    while (n < max && backlog_pos < backlog.size()) {
-      out.push_back(std::move(backlog[backlog_pos++]));
-      ++n;
-    }
-    if (backlog_pos == backlog.size() && !backlog.empty())
-      std::vector<Message>().swap(backlog), backlog_pos = 0;
-    while (n < max && !queue.empty()) {
-      out.push_back(take_front_locked());
-      ++n;
-    }
-    if (queue.empty())
-      queue.shrink_if_empty(16); // keep a small ring for steady traffic, free a burst's
+    for (; n < max && has_messages_locked(); ++n)
+      out.push_back(pop_next_locked());
     return n;
   }
 
-  /// Arms `w` unless messages are queued or the queue ended (then the caller goes on itself).
-  bool arm(waiter& w) {
+  enum class arm_result { armed, ready, ended };
+
+  /// Arms `w` if nothing is queued and the queue has not ended; one lock either way.
+  arm_result arm(waiter& w) {
     std::lock_guard<std::mutex> lk(mutex);
-    if (has_messages_locked() || ended())
-      return false;
+    if (has_messages_locked())
+      return arm_result::ready;
+    if (ended())
+      return arm_result::ended;
     if (armed && armed != &w)
       throw std::logic_error("sse: a wait is already pending on this subscriber");
     armed = &w;
-    return true;
+    return arm_result::armed;
+  }
+
+  /// Ends the queue (closed) and drops what it holds; returns the waiter to notify, if any.
+  waiter* close_and_discard() {
+    std::lock_guard<std::mutex> lk(mutex);
+    waiter* w = end_locked(errc::closed);
+    queue.clear();
+    queued_bytes = 0;
+    std::vector<Message>().swap(backlog);
+    backlog_pos = 0;
+    return w;
   }
 
   /// Takes back an armed waiter (if it was not notified yet).
