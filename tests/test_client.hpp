@@ -191,6 +191,7 @@ public:
   bool got_reset() const { return reset_; }
   bool send_failed() const { return send_failed_; }
   std::size_t bytes_sent() const { return sent_; }
+  std::size_t bytes_received() const { return received_; }
   std::string& buffer() { return buf_; }
 
 private:

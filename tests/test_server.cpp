@@ -370,6 +370,13 @@ TEST_CASE("server evicts a client that stops reading while others get every even
     if (!(prefix[i] == expected(data_of(i), std::to_string(i))))
       ++prefix_bad;
   CHECK(prefix_bad == 0);
+  // Memory stayed within the bounds: all the slow client ever gets is what sat in kernel
+  // buffers (the server's send buffer, which the kernel doubles, and the client's tiny window)
+  // plus at most its queue (64 messages) and one batch in flight (64 frames), not the stream.
+  std::size_t const frame_bytes = sse::format(sse::event(data_of(published)).id("00000")).size();
+  std::size_t const bound = 2 * ts.srv.options().send_buffer + 64 * 1024 + 2 * 64 * frame_bytes;
+  CHECK(slow.bytes_received() <= bound);
+  CHECK(slow.bytes_received() < published * frame_bytes / 4);
   slow.close(); // as a browser would after the end
   CHECK(eventually([&] { return ts.srv.connections() == 1; }, 2000ms));
 }
