@@ -410,15 +410,39 @@ TEST_CASE("parser answers 505 for other HTTP versions and 400 for malformed ones
   }
 }
 
-TEST_CASE("parser accepts lone LF line ends and refuses a bare CR", "[http_parser]") {
-  SECTION("lone LF everywhere in the head") {
-    const auto req = parse_ok("GET /lf HTTP/1.1\nHost: h\nX: y\n\n");
+TEST_CASE("parser refuses a bare LF line end unless told to accept it", "[http_parser]") {
+  parser_limits lenient;
+  lenient.accept_bare_lf = true;
+  const std::string reason = "bare LF as a line end (CRLF required)";
+  SECTION("by default each place a line can end refuses it, naming the cause") {
+    for (const char* input : {"GET /lf HTTP/1.1\nHost: h\r\n\r\n",   // request line
+                              "GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", // a field line
+                              "GET / HTTP/1.1\r\nHost: h\r\n\n",         // the empty line
+                              "\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"}) { // a leading empty line
+      INFO(input);
+      const auto r = parse(input);
+      CHECK(r.state == status::error);
+      CHECK(r.code == 400);
+      CHECK(r.reason == reason);
+    }
+  }
+  SECTION("accept_bare_lf: lone LF everywhere in the head") {
+    const auto req = parse_ok("GET /lf HTTP/1.1\nHost: h\nX: y\n\n", lenient);
     CHECK(req.path == "/lf");
     CHECK(req.header("X") == std::string_view("y"));
   }
-  SECTION("mixed CRLF and LF") {
-    parse_ok("GET / HTTP/1.1\r\nHost: h\nX: y\r\n\n");
+  SECTION("accept_bare_lf: mixed CRLF and LF") {
+    parse_ok("GET / HTTP/1.1\r\nHost: h\nX: y\r\n\n", lenient);
+    CHECK(parse_ok("\r\n\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n", lenient).path == "/x");
   }
+  SECTION("accept_bare_lf still requires CRLF in chunked framing") {
+    const std::string head = "POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n";
+    CHECK(parse_error(head + "5\nhello\r\n0\r\n\r\n", lenient) == 400);
+    CHECK(parse_ok(head + "5\r\nhello\r\n0\r\n\r\n", lenient).body == "hello");
+  }
+}
+
+TEST_CASE("parser refuses a bare CR", "[http_parser]") {
   SECTION("bare CR in the request line") {
     CHECK(parse_error("GET / HTTP/1.1\rHost: h\r\n\r\n") == 400);
     CHECK(parse_error("GET /\r HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
@@ -439,7 +463,7 @@ TEST_CASE("parser accepts lone LF line ends and refuses a bare CR", "[http_parse
 
 TEST_CASE("parser skips a few leading empty lines but not unboundedly many", "[http_parser]") {
   SECTION("up to four are ignored") {
-    CHECK(parse_ok("\r\n\n\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n").path == "/x");
+    CHECK(parse_ok("\r\n\r\n\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n").path == "/x");
   }
   SECTION("a fifth is refused") {
     CHECK(parse_error("\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
@@ -815,7 +839,8 @@ TEST_CASE("parser gives the same result however the input is split", "[http_pars
   const std::vector<std::string> inputs = {
       chunked("5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\n"),
       post_with("Content-Length: 4\r\n", "body"),
-      "\r\nGET http://h/a?b HTTP/1.0\nConnection: keep-alive\n\n",
+      "\r\nGET http://h/a?b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+      "GET / HTTP/1.1\nHost: h\r\n\r\n",
       get_with("X: a\rb\r\n"),
       chunked("5\r\nhelloX"),
   };

@@ -19,6 +19,9 @@ struct parser_limits {
   std::size_t max_headers = 100;            ///< fields per header (or trailer) section -> 431
   std::size_t max_body = 1024 * 1024;       ///< decoded body -> 413
   std::size_t max_chunk_ext = 1024;         ///< extension bytes of one chunk-size line -> 400
+  /// Accept a lone LF as a line end in the head (RFC 9112 section 2.2 allows it); off: 400,
+  /// because a proxy in front that disagrees about line ends can be used to smuggle requests.
+  bool accept_bare_lf = false;
 };
 
 /// One header field: the name as received, the value with surrounding whitespace trimmed.
@@ -119,8 +122,9 @@ struct request {
 /// Each byte is examined once, so parsing is linear in the input however it is split, and
 /// feeding a byte at a time gives the same result as feeding everything at once. Nothing is
 /// buffered beyond the limits: an over-long line is refused as soon as it crosses its limit.
-/// A lone LF ends a line in the request head, but chunked framing (size lines, data ends,
-/// trailers) must use CRLF, since disagreeing about chunk boundaries is how requests are smuggled.
+/// Lines end in CRLF; a lone LF is refused (400) unless `parser_limits::accept_bare_lf`, and
+/// chunked framing (size lines, data ends, trailers) must use CRLF whatever the setting, since
+/// disagreeing about line or chunk boundaries is how requests are smuggled.
 class request_parser {
 public:
   enum class status { need_more, complete, error };
@@ -212,6 +216,7 @@ private:
   /// 16 hex digits already exceed any sane body; more can only be an overflow attempt.
   static constexpr std::size_t max_chunk_size_digits = 16;
   static constexpr std::uint64_t max_content_length = 9223372036854775807ULL; // 2^63-1
+  static constexpr std::string_view bare_lf = "bare LF as a line end (CRLF required)";
 
   static bool is_tchar(unsigned char c) noexcept {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
@@ -266,7 +271,10 @@ private:
         phase_ = phase::line_start_lf;
         return;
       }
-      if (c == '\n') return skip_empty_line();
+      if (c == '\n') {
+        if (!limits_.accept_bare_lf) return fail(400, bare_lf);
+        return skip_empty_line();
+      }
       phase_ = phase::method;
       [[fallthrough]];
     case phase::method:
@@ -302,9 +310,10 @@ private:
         return;
       }
       if (c == '\n') {
-        // Lone LF ends lines in the header section (RFC 9112 section 2.2); chunked framing
-        // stays strict because lenient chunk parsing is a known smuggling vector.
+        // Chunked framing stays strict whatever the setting: lenient chunk parsing is a known
+        // smuggling vector.
         if (in_trailers_) return fail(400, "trailer section must end in CRLF");
+        if (!limits_.accept_bare_lf) return fail(400, bare_lf);
         return end_section();
       }
       if (c == ' ' || c == '\t') return fail(400, "obs-fold or whitespace before a field name");
@@ -340,6 +349,7 @@ private:
       }
       if (c == '\n') {
         if (in_trailers_) return fail(400, "trailer field line must end in CRLF");
+        if (!limits_.accept_bare_lf) return fail(400, bare_lf);
         return end_field();
       }
       if (c == 0) return fail(400, "NUL in field value");
@@ -450,7 +460,10 @@ private:
         phase_ = phase::request_line_lf;
         return;
       }
-      if (c == '\n') return end_request_line();
+      if (c == '\n') {
+        if (!limits_.accept_bare_lf) return fail(400, bare_lf);
+        return end_request_line();
+      }
       return fail(400, "malformed HTTP version");
     }
     const bool digit = c >= '0' && c <= '9';
