@@ -299,7 +299,91 @@ inline std::string post(std::string_view target, std::string_view body) {
          std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
 }
 
-/// A client that has opened an event stream; the rest of the bytes go to the event parser.
+/// A strict decoder of a chunked body (RFC 9112 section 7.1) as the server must send it: hex
+/// size, CRLF, data, CRLF; the last chunk "0" CRLF CRLF. Anything else is a framing error.
+class chunk_decoder {
+public:
+  /// Appends the payload of `in` to `out`; false once the framing is broken.
+  bool feed(std::string_view in, std::string& out) {
+    for (std::size_t i = 0; i < in.size() && st_ != state::bad;) {
+      char const c = in[i];
+      switch (st_) {
+      case state::size:
+        if (auto d = hex(c); d >= 0 && digits_ < 8) {
+          size_ = size_ * 16 + static_cast<std::size_t>(d);
+          ++digits_;
+        } else if (c == '\r' && digits_ > 0) {
+          st_ = state::size_lf;
+        } else {
+          st_ = state::bad;
+        }
+        ++i;
+        break;
+      case state::size_lf:
+        st_ = c != '\n' ? state::bad : size_ == 0 ? state::last_cr : state::data;
+        if (st_ == state::data)
+          payloads_.emplace_back();
+        ++i;
+        break;
+      case state::data: {
+        std::size_t const n = std::min(size_, in.size() - i);
+        out.append(in.substr(i, n));
+        payloads_.back().append(in.substr(i, n));
+        i += n;
+        size_ -= n;
+        if (size_ == 0)
+          st_ = state::data_cr;
+        break;
+      }
+      case state::data_cr:
+        st_ = c == '\r' ? state::data_lf : state::bad;
+        ++i;
+        break;
+      case state::data_lf:
+        st_ = c == '\n' ? state::size : state::bad;
+        digits_ = 0;
+        ++i;
+        break;
+      case state::last_cr:
+        st_ = c == '\r' ? state::last_lf : state::bad;
+        ++i;
+        break;
+      case state::last_lf:
+        st_ = c == '\n' ? state::done : state::bad;
+        ++i;
+        break;
+      case state::done: // nothing may follow the last chunk
+      case state::bad:
+        st_ = state::bad;
+        break;
+      }
+    }
+    return st_ != state::bad;
+  }
+  bool broken() const { return st_ == state::bad; }
+  /// The last chunk and its CRLF arrived: the stream ended cleanly.
+  bool finished() const { return st_ == state::done; }
+  /// Between chunks: every chunk so far arrived whole.
+  bool at_boundary() const { return st_ == state::size && digits_ == 0; }
+  /// The payload of each chunk, in order.
+  std::vector<std::string> const& payloads() const { return payloads_; }
+
+private:
+  enum class state { size, size_lf, data, data_cr, data_lf, last_cr, last_lf, done, bad };
+  static int hex(char c) {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    return -1; // the server writes lower case
+  }
+  state st_ = state::size;
+  std::size_t size_ = 0, digits_ = 0;
+  std::vector<std::string> payloads_;
+};
+
+/// A client that has opened an event stream; the rest of the bytes go to the event parser
+/// (through the chunk decoder when the response is chunked).
 class stream_client {
 public:
   stream_client(std::uint16_t port, std::string_view target, int rcvbuf = 0,
@@ -308,6 +392,7 @@ public:
     if (c.send(get(target, extra_headers)))
       if (auto r = read_response(c, 3000ms, true))
         head = std::move(*r);
+    chunked = head.header("Transfer-Encoding") == std::string("chunked");
     feed();
   }
 
@@ -354,10 +439,18 @@ public:
   client c;
   http_response head;
   sse_test::event_stream_parser parser;
+  bool chunked = false;
+  chunk_decoder chunks;
 
 private:
   void feed() {
-    parser.feed(c.buffer());
+    if (chunked) {
+      std::string payload;
+      chunks.feed(c.buffer(), payload);
+      parser.feed(payload);
+    } else {
+      parser.feed(c.buffer());
+    }
     c.buffer().clear();
   }
 };

@@ -139,10 +139,16 @@ public:
     return r;
   }
 
-  /// Adds a header field. Names and values with CR, LF or NUL are refused.
+  /// Adds a header field. Names and values with CR, LF or NUL are refused, and so are the
+  /// fields that frame the message (`Content-Length`, `Transfer-Encoding`, `Connection`):
+  /// the server sets those itself, and a second, different value is how responses are split.
   response& header(std::string name, std::string value) {
     if (name.empty() || name.find_first_of("\r\n\0: \t", 0, 6) != std::string::npos)
       throw std::invalid_argument("sse::response::header: bad header name");
+    for (char const* framing : {"Content-Length", "Transfer-Encoding", "Connection"})
+      if (detail::parse_util::iequals(name, framing))
+        throw std::invalid_argument(std::string("sse::response::header: ") + framing +
+                                    " is set by the server");
     if (value.find_first_of("\r\n\0", 0, 3) != std::string::npos)
       throw std::invalid_argument("sse::response::header: header value contains CR, LF or NUL");
     headers_.emplace_back(std::move(name), std::move(value));

@@ -3,6 +3,8 @@
 /// An Asio HTTP/1.1 server that streams `text/event-stream` responses.
 
 #include <sse/detail/connection.hpp>
+#include <sse/detail/router.hpp>
+#include <sse/detail/worker.hpp>
 #include <sse/server_options.hpp>
 #include <sse/http.hpp>
 
@@ -11,12 +13,19 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#if __has_include(<sys/resource.h>)
+#include <sys/resource.h>
+#endif
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -40,10 +49,36 @@ public:
         options_.header_timeout.count() <= 0 || options_.body_timeout.count() <= 0 ||
         options_.idle_timeout.count() <= 0)
       throw std::invalid_argument("sse::server: timeouts must be positive");
+    for (auto* d : {&options_.header_timeout, &options_.body_timeout, &options_.idle_timeout,
+                    &options_.write_timeout, &options_.heartbeat, &options_.stop_timeout,
+                    &options_.retry, &options_.retry_jitter})
+      *d = detail::clamp_wait(*d);
+    if (options_.max_connections == 0)
+      options_.max_connections = default_max_connections();
   }
   server(server const&) = delete;
   server& operator=(server const&) = delete;
-  ~server() { stop(); }
+  ~server() {
+    stop();
+    if (stopper_.joinable())
+      stopper_.join();
+  }
+
+  /// What `max_connections` 0 stands for: the descriptor limit (RLIMIT_NOFILE, soft) less a
+  /// reserve of a sixteenth, at least 64, for the application's files, the acceptor and the
+  /// broker's own; 1024 where the limit cannot be read.
+  static std::size_t default_max_connections() noexcept {
+    std::size_t limit = 1024;
+#if __has_include(<sys/resource.h>)
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      limit = static_cast<std::size_t>(rl.rlim_cur);
+    else if (rl.rlim_cur == RLIM_INFINITY)
+      limit = 1u << 20;
+#endif
+    std::size_t const reserve = std::max<std::size_t>(64, limit / 16);
+    return limit > 2 * reserve ? limit - reserve : std::max<std::size_t>(1, limit / 2);
+  }
 
   /// Adds a route. `path` is exact, or has `{name}` segments (`/tasks/{id}/events`) read with
   /// `request::param`. Must be called before `start`.
@@ -57,68 +92,100 @@ public:
   }
 
   /// Binds, listens and starts the I/O threads; returns at once.
-  /// @throws std::system_error if the address cannot be bound.
+  /// @throws std::system_error if the address cannot be bound; the server is then as before
+  ///         (destructible at once, or `start` may be tried again).
   void start() {
+    std::lock_guard<std::mutex> lk(stop_mutex_);
     if (started_)
       throw std::logic_error("sse::server::start: already started");
-    started_ = true;
+    std::vector<std::unique_ptr<detail::worker>> workers;
     for (std::size_t i = 0; i < options_.threads; ++i)
-      workers_.push_back(std::make_unique<detail::worker>(options_, router_, live_connections_));
-    auto& io0 = workers_[0]->io;
-    acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(io0);
+      workers.push_back(std::make_unique<detail::worker>(options_, router_, live_connections_));
+    auto& io0 = workers[0]->io;
+    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(io0);
     asio::ip::tcp::endpoint ep(asio::ip::make_address(options_.host), options_.port);
-    acceptor_->open(ep.protocol());
-    acceptor_->set_option(asio::ip::tcp::acceptor::reuse_address(true));
-    acceptor_->bind(ep);
-    acceptor_->listen(options_.backlog);
-    port_ = acceptor_->local_endpoint().port();
+    acceptor->open(ep.protocol());
+    acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true));
+    acceptor->bind(ep);
+    acceptor->listen(options_.backlog);
+    // Bound: from here on nothing throws but thread creation.
+    port_ = acceptor->local_endpoint().port();
+    workers_ = std::move(workers);
+    acceptor_ = std::move(acceptor);
     accept_timer_ = std::make_unique<asio::steady_timer>(io0);
     do_accept();
     for (auto& w : workers_)
       w->start();
     for (auto& w : workers_)
-      threads_.emplace_back([&io = w->io] { io.run(); });
+      threads_.emplace_back([this, &w = *w] { run(w); });
+    for (auto const& t : threads_)
+      thread_ids_.push_back(t.get_id());
+    started_ = true;
   }
 
-  /// Blocks until `stop()` is called (from another thread or a signal handler's executor).
+  /// Blocks until the server has stopped (at once if it was never started).
   void wait() {
     std::unique_lock<std::mutex> lk(stop_mutex_);
-    stop_cv_.wait(lk, [&] { return stopped_; });
+    stop_cv_.wait(lk, [&] { return !started_ || stopped_; });
   }
 
-  /// Closes the acceptor, ends every stream after flushing what is queued (bounded by
-  /// `stop_timeout`), closes other connections, joins the threads. Idempotent; any thread but
-  /// the server's own.
+  /// Stops in two phases: first every I/O thread refuses new requests (503) and the acceptor
+  /// closes, so that once all have done so no handler runs any more; then every stream flushes
+  /// what is queued and ends (bounded by `stop_timeout`), other connections close, and the
+  /// threads are joined. Nothing a handler published before it answered is lost.
+  ///
+  /// Idempotent and safe from several threads at once: every caller returns once the server
+  /// has stopped. From a handler (one of the server's own threads) use `request_stop()`.
+  /// @throws std::logic_error when called on one of the server's threads.
   void stop() {
     {
-      std::lock_guard<std::mutex> lk(stop_mutex_);
-      if (!started_ || stopping_)
+      std::unique_lock<std::mutex> lk(stop_mutex_);
+      if (!started_)
         return;
+      if (std::find(thread_ids_.begin(), thread_ids_.end(), std::this_thread::get_id()) !=
+          thread_ids_.end())
+        throw std::logic_error("sse::server::stop: called on one of the server's threads, "
+                               "which it would wait for; use request_stop()");
+      if (stopping_) {
+        stop_cv_.wait(lk, [&] { return stopped_; });
+        return;
+      }
       stopping_ = true;
     }
-    std::promise<void> closed;
-    asio::post(workers_[0]->io, [&] {
+    std::vector<std::future<void>> phase;
+    phase.push_back(post_and_wait(workers_[0]->io, [this] {
       std::error_code ec;
       acceptor_->close(ec);
       accept_timer_->cancel();
-      closed.set_value();
-    });
-    closed.get_future().wait();
-    std::vector<std::future<void>> drained;
+    }));
     for (auto& w : workers_)
-      drained.push_back(w->shut_down());
-    for (auto& f : drained)
+      phase.push_back(w->refuse());
+    for (auto& f : phase)
+      f.wait();
+    phase.clear();
+    for (auto& w : workers_)
+      phase.push_back(w->shut_down());
+    for (auto& f : phase)
       f.wait();
     for (auto& w : workers_)
       w->io.stop();
     for (auto& t : threads_)
       t.join();
-    threads_.clear();
     {
       std::lock_guard<std::mutex> lk(stop_mutex_);
+      threads_.clear();
       stopped_ = true;
     }
     stop_cv_.notify_all();
+  }
+
+  /// Asks for `stop()` without waiting for it: safe from a handler or any other thread.
+  /// `wait()` returns once the stop is done.
+  void request_stop() {
+    std::lock_guard<std::mutex> lk(stop_mutex_);
+    if (!started_ || stopping_ || stopper_.joinable())
+      return;
+    stopper_ = std::thread([this] { stop(); });
   }
 
   /// The bound port (after `start`).
@@ -128,6 +195,32 @@ public:
   server_options const& options() const noexcept { return options_; }
 
 private:
+  template <class F>
+  static std::future<void> post_and_wait(asio::io_context& io, F f) {
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    asio::post(io, [done, f = std::move(f)]() mutable {
+      f();
+      done->set_value();
+    });
+    return fut;
+  }
+
+  /// Runs one I/O thread. An exception out of a completion handler must not end the process
+  /// (or this thread's clients): report it and go on running.
+  static void run(detail::worker& w) {
+    for (;;) {
+      try {
+        w.io.run();
+        return;
+      } catch (std::exception const& e) {
+        w.report(std::string("an exception escaped a completion handler: ") + e.what());
+      } catch (...) {
+        w.report("an exception not derived from std::exception escaped a completion handler");
+      }
+    }
+  }
+
   void do_accept() {
     auto& target = *workers_[next_worker_++ % workers_.size()];
     acceptor_->async_accept(target.io, [this, &target](std::error_code ec, asio::ip::tcp::socket s) {
@@ -156,9 +249,11 @@ private:
   std::atomic<std::size_t> live_connections_{0};
   std::size_t next_worker_ = 0;
   std::uint16_t port_ = 0;
-  bool started_ = false;
-  std::mutex stop_mutex_;
+  std::mutex stop_mutex_; ///< guards the flags below and the thread lists
   std::condition_variable stop_cv_;
+  std::vector<std::thread::id> thread_ids_;
+  std::thread stopper_; ///< runs stop() for request_stop()
+  bool started_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
 };

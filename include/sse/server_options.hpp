@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace sse {
 
@@ -21,12 +23,19 @@ struct server_options {
   std::size_t max_header_bytes = 64 * 1024;  ///< whole header block; more: 431
   std::size_t max_headers = 100;             ///< more fields: 431
   std::size_t max_body = 1024 * 1024;        ///< larger: 413, refused before it is read
-  std::size_t max_connections = 15000;       ///< past it new connections get 503
+  /// Past it new connections get 503. 0: derived from the process's descriptor limit
+  /// (RLIMIT_NOFILE, less a reserve for files, the broker's own and the application's).
+  std::size_t max_connections = 0;
+  /// Accept a bare LF as a line end in request heads. Off: 400, since a proxy in front that
+  /// disagrees about where a line ends can be made to smuggle a request past its checks.
+  bool accept_bare_lf = false;
   /// Kernel send buffer per connection (SO_SNDBUF; 0: the kernel's autotuning, which grows it
   /// to megabytes). Bounded, a client that stops reading fills it in a moment and the broker's
   /// overflow policy takes over, instead of the server pushing megabytes nobody reads.
   std::size_t send_buffer = 128 * 1024;
 
+  // Durations over about a century (milliseconds::max() too) mean "never": the server clamps
+  // them, so no deadline overflows.
   std::chrono::milliseconds header_timeout{10000}; ///< a request's head must arrive within this: 408
   std::chrono::milliseconds body_timeout{30000};   ///< and its body within this: 408
   std::chrono::milliseconds idle_timeout{60000};   ///< keep-alive connection with no request: closed
@@ -38,6 +47,11 @@ struct server_options {
   /// so that thousands of clients dropped at once do not come back in the same millisecond.
   std::chrono::milliseconds retry{3000};
   std::chrono::milliseconds retry_jitter{1000};
+
+  /// Where the server reports what it cannot answer to anyone: a handler that threw, a misused
+  /// stream, an exception out of a completion handler. Empty: one line on stderr. Called on an
+  /// I/O thread; must not throw.
+  std::function<void(std::string_view)> error_log;
 };
 
 } // namespace sse

@@ -1,10 +1,12 @@
 #pragma once
 
-// The server's engine: a router, one worker per I/O thread, and one connection object per
-// client that parses requests and then, for a stream, is the single writer of its socket.
+// One client's connection: it parses requests and answers them, and for a stream it is the
+// single writer of its socket. Also the worker's members that need a complete connection.
 
 #include <sse/detail/http_parser.hpp>
+#include <sse/detail/router.hpp>
 #include <sse/detail/subscriber_state.hpp>
+#include <sse/detail/worker.hpp>
 #include <sse/frame.hpp>
 #include <sse/http.hpp>
 #include <sse/server_options.hpp>
@@ -19,6 +21,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <future>
 #include <memory>
@@ -29,139 +32,6 @@
 #include <vector>
 
 namespace sse::detail {
-
-using clock = std::chrono::steady_clock;
-
-/// Exact paths and `{name}` segments, matched by method; tells 404 from 405.
-class router {
-public:
-  using handler = std::function<response(sse::request&)>;
-
-  void add(std::string method, std::string const& path, handler h) {
-    route r;
-    r.method = std::move(method);
-    r.segments = split(path);
-    r.h = std::move(h);
-    routes_.push_back(std::move(r));
-  }
-
-  struct match {
-    handler const* h = nullptr;
-    std::vector<std::pair<std::string, std::string>> params;
-    std::string allow; ///< methods the path has, when the method did not match
-    bool bad_escape = false;
-  };
-
-  match find(std::string_view method, std::string_view path) const {
-    match m;
-    auto const segs = split(path);
-    for (auto const& r : routes_) {
-      std::vector<std::pair<std::string, std::string>> params;
-      if (!matches(r, segs, params, m.bad_escape))
-        continue;
-      if (r.method == method) {
-        m.h = &r.h;
-        m.params = std::move(params);
-        return m;
-      }
-      if (m.allow.find(r.method) == std::string::npos)
-        m.allow += (m.allow.empty() ? "" : ", ") + r.method;
-    }
-    return m;
-  }
-
-private:
-  struct route {
-    std::string method;
-    std::vector<std::string> segments;
-    handler h;
-  };
-
-  static std::vector<std::string> split(std::string_view path) {
-    std::vector<std::string> out;
-    std::size_t start = 1;
-    while (start <= path.size()) {
-      auto const slash = path.find('/', start);
-      auto const end = slash == std::string_view::npos ? path.size() : slash;
-      out.emplace_back(path.substr(start, end - start));
-      start = end + 1;
-    }
-    return out;
-  }
-
-  static bool matches(route const& r, std::vector<std::string> const& segs,
-                      std::vector<std::pair<std::string, std::string>>& params, bool& bad) {
-    if (r.segments.size() != segs.size())
-      return false;
-    for (std::size_t i = 0; i < segs.size(); ++i) {
-      auto const& pat = r.segments[i];
-      if (pat.size() >= 2 && pat.front() == '{' && pat.back() == '}') {
-        std::string value;
-        if (segs[i].empty())
-          return false;
-        if (!percent_decode(segs[i], value)) {
-          bad = true;
-          return false;
-        }
-        params.emplace_back(pat.substr(1, pat.size() - 2), std::move(value));
-      } else if (pat != segs[i]) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  std::vector<route> routes_;
-};
-
-class connection;
-
-/// One I/O thread's io_context and everything it owns: its connections, one timer for all of
-/// their deadlines and heartbeats, and the list of streams woken by publishers.
-class worker {
-public:
-  worker(server_options const& o, router const& r, std::atomic<std::size_t>& live)
-      : io(1), opts(o), routes(r), live_connections(live), sweep_timer(io) {}
-
-  void start();
-  void adopt(asio::ip::tcp::socket s);
-  /// From any thread: `c` has something to write. One post per batch, not per connection.
-  void enqueue_ready(std::shared_ptr<connection> c) {
-    std::lock_guard<std::mutex> lk(ready_mutex_);
-    ready_.push_back(std::move(c));
-    if (!drain_posted_) {
-      drain_posted_ = true;
-      asio::post(io, [this] { drain_ready(); });
-    }
-  }
-  /// From any thread: flush and close every connection; the future is ready when all are gone.
-  std::future<void> shut_down();
-
-  void link(connection* c);
-  void unlink(connection* c);
-
-  asio::io_context io;
-  server_options const& opts;
-  router const& routes;
-  std::atomic<std::size_t>& live_connections;
-  bool stopping = false;
-  clock::time_point stop_deadline;
-  std::minstd_rand rng{std::random_device{}()};
-
-private:
-  void drain_ready();
-  void schedule_sweep();
-  void sweep();
-  void check_drained();
-
-  asio::steady_timer sweep_timer;
-  connection* head_ = nullptr;
-  std::mutex ready_mutex_;
-  std::vector<std::shared_ptr<connection>> ready_, draining_;
-  bool drain_posted_ = false;
-  std::promise<void> drained_;
-  bool drained_set_ = false;
-};
 
 /// The comment written on an idle stream.
 inline frame const& heartbeat_frame() {
@@ -179,7 +49,9 @@ public:
   void start() {
     parser_ = std::make_unique<request_parser>(limits());
     rbuf_ = std::make_unique<char[]>(read_size);
-    deadline_ = clock::now() + w_.opts.idle_timeout;
+    // A new connection owes us a request: one that sends nothing gets the header deadline,
+    // not the (longer) keep-alive idle one.
+    deadline_ = clock::now() + w_.opts.header_timeout;
     do_read();
   }
 
@@ -228,8 +100,9 @@ public:
   void begin_shutdown() {
     switch (phase_) {
     case phase::reading:
-      close();
-      break;
+      if (!request_started_)
+        close(); // idle: nothing to answer
+      break;     // else its request gets 503 when complete, or stop_timeout ends it
     case phase::writing:
       keep_alive_ = false;
       break;
@@ -258,8 +131,9 @@ public:
 private:
   enum class phase { reading, writing, streaming, lingering, closed };
   static constexpr std::size_t read_size = 4096;
-  /// Frames per gather write: Asio passes at most 64 buffers to one writev.
-  static constexpr std::size_t max_batch = 64;
+  /// Frames per gather write: Asio passes at most 64 buffers to one writev, and the head,
+  /// a chunk-size line and the chunk's CRLF take three.
+  static constexpr std::size_t max_batch = 61;
   static constexpr int max_rounds = 8; ///< immediate writes in a row before yielding
   static constexpr std::size_t max_stray_bytes = 64 * 1024; ///< read after a stream's GET
 
@@ -343,6 +217,13 @@ private:
 
   void handle_request() {
     keep_alive_ = parser_->get().keep_alive();
+    head_ = parser_->get().method == "HEAD";
+    http10_ = parser_->get().version_minor == 0;
+    if (w_.refusing) { // stopping: nothing new may start, so nothing is published after stop()
+      respond(response::text(503, "the server is shutting down\n").header("Retry-After", "5"),
+              false);
+      return;
+    }
     std::vector<std::pair<std::string, std::string>> query;
     if (!parse_query(parser_->get().query, query)) {
       respond(response::text(400, "malformed percent-encoding in the query\n"), false);
@@ -365,16 +246,26 @@ private:
     try {
       res = (*m.h)(req);
     } catch (http_error const& e) {
-      respond(response::text(e.status(), std::string(e.what()) + "\n"), keep_alive_);
+      int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
+      respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
       return;
-    } catch (std::exception const&) {
-      respond(response::text(500, "internal server error\n"), false);
+    } catch (std::exception const& e) {
+      handler_failed(req, e.what());
+      return;
+    } catch (...) {
+      handler_failed(req, "an exception not derived from std::exception");
       return;
     }
     if (res.is_stream())
-      start_stream(res);
+      start_stream(res, req);
     else
       respond(res, keep_alive_);
+  }
+
+  /// The handler threw: 500 for this request only, and the cause to the error log.
+  void handler_failed(sse::request const& req, std::string_view what) {
+    w_.report("the handler of " + req.method() + " " + req.path() + " threw: " + std::string(what));
+    respond(response::text(500, "internal server error\n"), false);
   }
 
   // --- ordinary responses -----------------------------------------------------------------
@@ -382,15 +273,15 @@ private:
     keep_alive_ = keep_alive && !w_.stopping;
     out_.clear();
     append_status_line(res.status());
+    append_date(res);
     for (auto const& [k, v] : res.headers())
       append_header(k, v);
     bool const bodyless = res.status() < 200 || res.status() == 204 || res.status() == 304;
-    if (!bodyless) {
+    if (!bodyless) // for HEAD too: the length the GET would have (RFC 9110 section 8.6)
       append_header("Content-Length", std::to_string(res.body().size()));
-    }
     append_header("Connection", keep_alive_ ? "keep-alive" : "close");
     out_ += "\r\n";
-    if (!bodyless)
+    if (!bodyless && !head_) // a response to HEAD never has a body
       out_ += res.body();
     phase_ = phase::writing;
     bufs_.clear();
@@ -424,6 +315,7 @@ private:
   }
 
   void fail(int status, std::string reason) {
+    head_ = parser_ && parser_->get().method == "HEAD";
     respond(response::text(status, reason + "\n"), false);
   }
 
@@ -442,23 +334,57 @@ private:
   }
 
   // --- streams ----------------------------------------------------------------------------
-  void start_stream(response& res) {
+  void start_stream(response& res, sse::request const& req) {
+    std::shared_ptr<sse::subscription> sub;
+    std::shared_ptr<subscriber_state<frame>> queue;
     auto& src = res.source();
-    if (auto* sub = std::get_if<std::shared_ptr<sse::subscription>>(&src)) {
-      sub_ = std::move(*sub);
-      queue_ = sub_->state();
+    if (auto* s = std::get_if<std::shared_ptr<sse::subscription>>(&src)) {
+      sub = std::move(*s);
+      if (sub)
+        queue = sub->state();
     } else {
-      queue_ = std::get<event_stream>(src).state();
+      queue = std::get<event_stream>(src).state();
     }
+    if (!queue || !claim(*queue)) {
+      // Misuse, not the client's fault: answer 500 and leave the source alone (another
+      // connection may be writing it).
+      w_.report("the handler of " + req.method() + " " + req.path() +
+                (queue ? " returned an sse::event_stream that already serves another response "
+                         "(make one per request)"
+                       : " returned a subscription that has already ended"));
+      respond(response::text(500, "internal server error\n"), false);
+      return;
+    }
+    chunked_ = !http10_; // HTTP/1.1 clients that read in blocks see each event at once
     out_.clear();
     append_status_line(200);
+    append_date(res);
     append_header("Content-Type", "text/event-stream");
     append_header("Cache-Control", "no-cache, no-transform");
     append_header("X-Accel-Buffering", "no");
-    append_header("Connection", "close");
+    if (chunked_)
+      append_header("Transfer-Encoding", "chunked");
     for (auto const& [k, v] : res.headers())
       append_header(k, v);
+    if (head_) { // the stream's headers only: the source goes back at once
+      if (sub)
+        sub->unsubscribe();
+      else if (waiter* w = queue->close_and_discard())
+        w->notify(make_error_code(errc::closed));
+      keep_alive_ = keep_alive_ && !w_.stopping;
+      append_header("Connection", keep_alive_ ? "keep-alive" : "close");
+      out_ += "\r\n";
+      phase_ = phase::writing;
+      bufs_.clear();
+      bufs_.emplace_back(asio::buffer(out_));
+      start_write_clock();
+      write_rest(false);
+      return;
+    }
+    append_header("Connection", "close");
     out_ += "\r\n";
+    sub_ = std::move(sub);
+    queue_ = std::move(queue);
     pending_.clear();
     if (w_.opts.retry.count() > 0)
       pending_.push_back(retry_frame());
@@ -471,12 +397,24 @@ private:
     last_write_ = clock::now();
     std::error_code ec;
     sock_.non_blocking(true, ec); // the writer tries each write before going async
-    if (!queue_) {
-      close();
-      return;
-    }
     watch_input();
     pump();
+  }
+
+  /// Takes `q` for this connection; false if another response already writes it.
+  static bool claim(subscriber_state<frame>& q) {
+    std::lock_guard<std::mutex> lk(q.mutex);
+    if (q.attached)
+      return false;
+    q.attached = true;
+    return true;
+  }
+
+  /// After the last event: the terminating chunk (for a chunked stream), then the close.
+  void end_stream() {
+    ending_ = true;
+    if (chunked_)
+      out_ = "0\r\n\r\n";
   }
 
   /// The single writer: everything queued since the last write goes out in one gather write.
@@ -488,39 +426,57 @@ private:
         w_.enqueue_ready(shared_from_this());
         return;
       }
-      queue_->pop_all(pending_, max_batch);
-      if (heartbeat_due_) {
-        heartbeat_due_ = false;
-        if (pending_.empty() && out_.empty())
-          pending_.push_back(heartbeat_frame());
-      }
-      if (pending_.empty() && out_.empty()) {
-        if (w_.stopping) {
+      if (ending_) {
+        if (out_.empty()) { // the last chunk is out: finish the response
           linger_close();
           return;
         }
-        if (armed_)
-          return;
-        switch (queue_->arm(*this)) {
-        case subscriber_state<frame>::arm_result::armed:
-          armed_ = true;
-          return;
-        case subscriber_state<frame>::arm_result::ended: // drained and ended: finish the response
-          linger_close();
-          return;
-        case subscriber_state<frame>::arm_result::ready:
-          continue; // something arrived between pop_all and arm
+      } else {
+        queue_->pop_all(pending_, max_batch);
+        if (heartbeat_due_) {
+          heartbeat_due_ = false;
+          if (pending_.empty() && out_.empty())
+            pending_.push_back(heartbeat_frame());
+        }
+        if (pending_.empty() && out_.empty()) {
+          if (w_.stopping) { // everything queued is written
+            end_stream();
+            continue;
+          }
+          if (armed_)
+            return;
+          switch (queue_->arm(*this)) {
+          case subscriber_state<frame>::arm_result::armed:
+            armed_ = true;
+            return;
+          case subscriber_state<frame>::arm_result::ended: // drained and ended
+            end_stream();
+            continue;
+          case subscriber_state<frame>::arm_result::ready:
+            continue; // something arrived between pop_all and arm
+          }
         }
       }
       bufs_.clear();
       std::size_t total = 0;
-      if (!out_.empty()) {
+      if (!out_.empty()) { // the response head, or the last chunk
         bufs_.emplace_back(asio::buffer(out_));
         total += out_.size();
       }
-      for (auto const& f : pending_) {
+      std::size_t payload = 0;
+      for (auto const& f : pending_)
+        payload += f.size();
+      if (chunked_ && payload > 0) { // the whole gather write is one chunk
+        int const n = std::snprintf(chunk_head_, sizeof chunk_head_, "%zx\r\n", payload);
+        bufs_.emplace_back(chunk_head_, static_cast<std::size_t>(n));
+        total += static_cast<std::size_t>(n);
+      }
+      for (auto const& f : pending_)
         bufs_.emplace_back(f.data(), f.size());
-        total += f.size();
+      total += payload;
+      if (chunked_ && payload > 0) {
+        bufs_.emplace_back(asio::buffer(crlf, 2));
+        total += 2;
       }
       // Try the write now: on a socket with room it completes at once, with no async
       // operation, no completion to schedule, and no second look at the queue.
@@ -663,6 +619,13 @@ private:
     out_ += reason_phrase(status);
     out_ += "\r\n";
   }
+  /// `Date`, unless the handler set its own.
+  void append_date(response const& res) {
+    for (auto const& h : res.headers())
+      if (parse_util::iequals(h.first, "Date"))
+        return;
+    append_header("Date", w_.date());
+  }
   void append_header(std::string_view k, std::string_view v) {
     out_ += k;
     out_ += ": ";
@@ -684,6 +647,10 @@ private:
   bool writing_ = false;
   bool armed_ = false;
   bool heartbeat_due_ = false;
+  bool head_ = false;    ///< the request being answered is HEAD: never a body
+  bool http10_ = false;  ///< an HTTP/1.0 client: its stream is close-delimited, not chunked
+  bool chunked_ = false; ///< the stream is sent in chunks, one per gather write
+  bool ending_ = false;  ///< the stream's last chunk is queued: write it and close
   std::size_t stray_bytes_ = 0;
   clock::time_point deadline_, last_progress_, last_write_;
   std::string out_;
@@ -691,6 +658,8 @@ private:
   std::shared_ptr<subscriber_state<frame>> queue_;
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
+  char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
+  static constexpr char crlf[] = "\r\n";
 };
 
 inline parser_limits connection::limits() const {
@@ -700,6 +669,7 @@ inline parser_limits connection::limits() const {
   l.max_header_bytes = w_.opts.max_header_bytes;
   l.max_headers = w_.opts.max_headers;
   l.max_body = w_.opts.max_body;
+  l.accept_bare_lf = w_.opts.accept_bare_lf;
   return l;
 }
 
@@ -707,11 +677,7 @@ inline void worker::start() { schedule_sweep(); }
 
 inline void worker::adopt(asio::ip::tcp::socket s) {
   std::error_code ec;
-  if (stopping) {
-    s.close(ec);
-    return;
-  }
-  if (live_connections.load() >= opts.max_connections) {
+  if (refusing || live_connections.load() >= opts.max_connections) {
     static constexpr char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\nRetry-After: 5\r\n\r\n";
     s.non_blocking(true, ec);
@@ -784,11 +750,21 @@ inline void worker::sweep() {
   schedule_sweep();
 }
 
+inline std::future<void> worker::refuse() {
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  asio::post(io, [this, done] {
+    refusing = true;
+    done->set_value();
+  });
+  return f;
+}
+
 inline std::future<void> worker::shut_down() {
   auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
   asio::post(io, [this, done] {
-    stopping = true;
+    refusing = stopping = true;
     stop_deadline = clock::now() + opts.stop_timeout;
     done->set_value(drained_.get_future());
     for (connection* c = head_; c;) {

@@ -209,6 +209,7 @@ public:
   bool closed = false;
   int blocking_waiters = 0;
   waiter* armed = nullptr;
+  bool attached = false; ///< a connection writes this queue (a stream serves one response)
 
   // Guarded by the broker's lock, not by `mutex`.
   std::vector<slot> slots;

@@ -1,0 +1,132 @@
+#pragma once
+
+// One I/O thread of the server: its io_context, its connections, one timer for all of their
+// deadlines and heartbeats, and the streams woken by publishers.
+
+#include <sse/detail/router.hpp>
+#include <sse/server_options.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sse::detail {
+
+using clock = std::chrono::steady_clock;
+
+/// The longest wait the server takes literally; anything longer means "never" and is clamped
+/// to it, so that `now + d` cannot overflow (milliseconds::max() does, in nanoseconds).
+inline constexpr std::chrono::milliseconds max_wait = std::chrono::hours(24 * 365 * 100);
+
+inline std::chrono::milliseconds clamp_wait(std::chrono::milliseconds d) noexcept {
+  return d > max_wait ? max_wait : d;
+}
+
+/// An IMF-fixdate (RFC 9110 section 5.6.7) for the `Date` header; locale-independent.
+inline std::string http_date(std::time_t t) {
+  static constexpr char const* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr char const* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+                tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+class connection;
+
+/// One I/O thread's io_context and everything it owns.
+///
+/// Stopping has two phases, each run on every worker before the next begins: `refuse` (new
+/// requests get 503; once every worker has run it, no handler is running or will run, so
+/// nothing more is published from a request), then `shut_down` (streams flush what is queued
+/// and end, idle connections close).
+class worker {
+public:
+  worker(server_options const& o, router const& r, std::atomic<std::size_t>& live)
+      : io(1), opts(o), routes(r), live_connections(live), sweep_timer(io) {}
+
+  void start();
+  void adopt(asio::ip::tcp::socket s);
+  /// From any thread: `c` has something to write. One post per batch, not per connection.
+  void enqueue_ready(std::shared_ptr<connection> c) {
+    std::lock_guard<std::mutex> lk(ready_mutex_);
+    ready_.push_back(std::move(c));
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      asio::post(io, [this] { drain_ready(); });
+    }
+  }
+  /// From any thread: requests from now on get 503; ready once the worker has taken it in.
+  std::future<void> refuse();
+  /// From any thread: flush and close every connection; the future is ready when all are gone.
+  std::future<void> shut_down();
+
+  void link(connection* c);
+  void unlink(connection* c);
+
+  /// Reports what no client can be told (see `server_options::error_log`); never throws.
+  void report(std::string_view what) const noexcept {
+    try {
+      if (opts.error_log) {
+        opts.error_log(what);
+        return;
+      }
+    } catch (...) {
+    }
+    std::fprintf(stderr, "sse::server: %.*s\n", static_cast<int>(what.size()), what.data());
+  }
+
+  /// The `Date` header's value, formatted once a second.
+  std::string const& date() {
+    auto const now = std::time(nullptr);
+    if (now != date_at_) {
+      date_at_ = now;
+      date_ = http_date(now);
+    }
+    return date_;
+  }
+
+  asio::io_context io;
+  server_options const& opts;
+  router const& routes;
+  std::atomic<std::size_t>& live_connections;
+  bool refusing = false; ///< stop's first phase: requests get 503
+  bool stopping = false; ///< stop's second phase: streams drain, then everything closes
+  clock::time_point stop_deadline;
+  std::minstd_rand rng{std::random_device{}()};
+
+private:
+  void drain_ready();
+  void schedule_sweep();
+  void sweep();
+  void check_drained();
+
+  asio::steady_timer sweep_timer;
+  connection* head_ = nullptr;
+  std::mutex ready_mutex_;
+  std::vector<std::shared_ptr<connection>> ready_, draining_;
+  bool drain_posted_ = false;
+  std::promise<void> drained_;
+  bool drained_set_ = false;
+  std::time_t date_at_ = 0;
+  std::string date_;
+};
+
+} // namespace sse::detail
