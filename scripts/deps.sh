@@ -29,4 +29,4 @@ ensure_node() {
 }
 
 SSE_BUILD_PACKAGES=(cmake make g++ libasio-dev nlohmann-json3-dev)
-SSE_TEST_PACKAGES=(catch2 clang curl chromium nginx libbenchmark-dev)
+SSE_TEST_PACKAGES=(catch2 clang curl chromium nginx libbenchmark-dev python3-requests)

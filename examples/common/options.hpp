@@ -1,6 +1,7 @@
 #pragma once
 
-// Command-line flags shared by the examples: --host, --port, --threads, --heartbeat.
+// Command-line flags shared by the examples: --host, --port, --threads, --heartbeat,
+// --max-connections.
 
 #include <sse/server_options.hpp>
 
@@ -46,8 +47,11 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
   o.host = "127.0.0.1";
   o.port = 8080;
   auto usage = [&](std::ostream& os) {
-    os << "usage: " << name << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS]\n"
-       << what << "\n";
+    os << "usage: " << name
+       << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS] [--max-connections N]\n"
+       << what << "\n"
+       << "Serves on 127.0.0.1:8080 by default. --max-connections defaults to the descriptor\n"
+       << "limit (ulimit -n) less a reserve; past it new connections get 503.\n";
   };
   auto number = [&](std::string_view flag, char const* value, long lo, long hi) {
     char* end = nullptr;
@@ -75,6 +79,9 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
       ++i;
     } else if (flag == "--heartbeat") {
       o.heartbeat = std::chrono::seconds(number(flag, value, 1, 3600));
+      ++i;
+    } else if (flag == "--max-connections") {
+      o.max_connections = static_cast<std::size_t>(number(flag, value, 1, 10'000'000));
       ++i;
     } else {
       std::cerr << name << ": unknown or incomplete flag '" << flag << "'\n";
