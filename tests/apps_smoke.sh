@@ -76,13 +76,21 @@ tokens)
   a=$(curl -sN -m 10 "$url$q") || fail "the stream did not end (curl exit $?)"
   b=$(curl -sN -m 10 "$url$q") || fail "the second stream did not end"
   [ "$(count_lines "$a" 'event: token')" = 20 ] || fail "not 20 tokens: $a"
-  [[ $a == *$'event: done\ndata: {"tokens":20}'* ]] || fail "no done event: $a"
+  [[ $a == *$'event: done\n'*'data: {"tokens":20}'* ]] || fail "no done event: $a"
   [ "$(grep '^data: ' <<<"$a")" = "$(grep '^data: ' <<<"$b")" ] || fail "same prompt and seed gave different replies"
   # A reconnect with Last-Event-ID goes on after that token, with the same tokens.
   resumed=$(curl -sN -m 10 -H 'Last-Event-ID: 15' "$url$q") || fail "the resumed stream did not end"
-  [ "$(grep -A1 '^id: ' <<<"$resumed" | grep '^data: ')" = "$(grep -A1 '^id: 1[6-9]$\|^id: 20$' <<<"$a" | grep '^data: ')" ] ||
+  [ "$(grep -A1 '^id: [0-9]' <<<"$resumed" | grep '^data: ')" = "$(grep -A1 '^id: 1[6-9]$\|^id: 20$' <<<"$a" | grep '^data: ')" ] ||
     fail "resume after token 15 did not give tokens 16-20: $resumed"
   [ "$(grep -m1 '^id: ' <<<"$resumed")" = 'id: 16' ] || fail "resume started at $(grep -m1 '^id: ' <<<"$resumed")"
+  # A finished reply is not started again: after `done` a reconnecting EventSource (whatever the
+  # client) gets 204 and stops; one that saw the last token but not `done` gets only `done`.
+  [ "$(status "$url$q" -H 'Last-Event-ID: done')" = 204 ] || fail "a reconnect after done was not 204"
+  [ "$(status "$url$q&lastEventId=done")" = 204 ] || fail "?lastEventId=done was not 204"
+  tail=$(curl -sN -m 10 -H 'Last-Event-ID: 20' "$url$q") || fail "the stream after the last token did not end"
+  [ "$(count_lines "$tail" 'event: token')" = 0 ] || fail "tokens sent again after the last one: $tail"
+  [ "$(count_lines "$tail" 'event: done')" = 1 ] || fail "no done after the last token: $tail"
+  [[ $a == *$'event: done\nid: done\n'* ]] || fail "done has not the id done: $a"
   other=$(curl -sN -m 10 "${url}generate?prompt=Alice%20was%20beginning&seed=8&max_tokens=20")
   [ "$(grep '^data: ' <<<"$a")" != "$(grep '^data: ' <<<"$other")" ] || fail "another seed gave the same reply"
   [ "$(status "${url}generate?max_tokens=5000")" = 400 ] || fail "max_tokens=5000 was not refused"
@@ -94,7 +102,7 @@ tokens)
     [[ $stats == *'"active":0'* && $stats == *'"cancelled":1'* ]] && break
     sleep 0.05
   done
-  [[ $stats == *'"active":0'* && $stats == *'"cancelled":1'* && $stats == *'"completed":4'* ]] ||
+  [[ $stats == *'"active":0'* && $stats == *'"cancelled":1'* && $stats == *'"completed":5'* ]] ||
     fail "stats after a cancelled reply: $stats"
   ;;
 esac
