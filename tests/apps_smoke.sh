@@ -53,6 +53,27 @@ progress)
   done
   [[ $stats == *'"running":0'* && $stats == *'"streams":0'* && $stats == *'"finished_kept":3'* ]] ||
     fail "stats after the tasks: $stats"
+  # A client's one stream for all its tasks: a connect gets what they sent so far, a reconnect
+  # with the last id nothing old.
+  reply=$(curl -sf -X POST "${url}tasks?client=smoke") || fail "POST /tasks?client=smoke failed"
+  [[ $reply =~ \"id\":\"([0-9a-f]+)\" ]] || fail "no id in $reply"
+  id=${BASH_REMATCH[1]}
+  for _ in $(seq 200); do
+    task=$(curl -s "${url}tasks/$id" || true)
+    [[ $task == *'"state":"done"'* ]] && break
+    sleep 0.05
+  done
+  [[ $task == *'"percent":100'* && $task == *'"state":"done"'* && $task == *'"ms":'* ]] || fail "task state: $task"
+  stream=$(curl -sN -m 0.5 "${url}events?client=smoke" || true)
+  [[ $stream == *$'event: done\nid: '*$'\ndata: {"ms":'*'"percent":100,"task":"'$id'"}'* ]] ||
+    fail "the client stream lacks the task's done: $stream"
+  [ "$(count_lines "$stream" 'event: done')" = 1 ] || fail "not exactly one done on the client stream"
+  last=$(grep '^id: ' <<<"$stream" | tail -1 | cut -c5-)
+  again=$(curl -sN -m 0.3 -H "Last-Event-ID: $last" "${url}events?client=smoke" || true)
+  [ "$(count_lines "$again" 'event: done')" = 0 ] || fail "a reconnect after done got it again: $again"
+  [ "$(status "${url}events")" = 400 ] || fail "/events without a client was not 400"
+  [ "$(status "${url}tasks?client=a%20b" -X POST)" = 400 ] || fail "a bad client id was not 400"
+  [ "$(status "${url}tasks/0123456789abcdef")" = 404 ] || fail "an unknown task's state was not 404"
   ;;
 dashboard)
   info=$(curl -sf "${url}info") || fail "GET /info failed"
