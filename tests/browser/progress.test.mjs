@@ -305,7 +305,7 @@ describe('progress example under 1,000 tasks (node only)', { timeout: 150_000 },
 
   before(async () => {
     bin = requireBin('SSE_PROGRESS_BIN', 'progress');
-    server = await startServer(bin, { args: ['--step-ms', '4'] });
+    server = await startServer(bin, { args: ['--step-ms', '10'] }); // tasks of 0.2 s and more
   });
   after(async () => {
     if (server) assert.ok(await stopServer(server.proc), 'progress did not exit within 5 s of SIGTERM');
