@@ -53,6 +53,27 @@ progress)
   done
   [[ $stats == *'"running":0'* && $stats == *'"streams":0'* && $stats == *'"finished_kept":3'* ]] ||
     fail "stats after the tasks: $stats"
+  # A client's one stream for all its tasks: a connect gets what they sent so far, a reconnect
+  # with the last id nothing old.
+  reply=$(curl -sf -X POST "${url}tasks?client=smoke") || fail "POST /tasks?client=smoke failed"
+  [[ $reply =~ \"id\":\"([0-9a-f]+)\" ]] || fail "no id in $reply"
+  id=${BASH_REMATCH[1]}
+  for _ in $(seq 200); do
+    task=$(curl -s "${url}tasks/$id" || true)
+    [[ $task == *'"state":"done"'* ]] && break
+    sleep 0.05
+  done
+  [[ $task == *'"percent":100'* && $task == *'"state":"done"'* && $task == *'"ms":'* ]] || fail "task state: $task"
+  stream=$(curl -sN -m 0.5 "${url}events?client=smoke" || true)
+  [[ $stream == *$'event: done\nid: '*$'\ndata: {"ms":'*'"percent":100,"task":"'$id'"}'* ]] ||
+    fail "the client stream lacks the task's done: $stream"
+  [ "$(count_lines "$stream" 'event: done')" = 1 ] || fail "not exactly one done on the client stream"
+  last=$(grep '^id: ' <<<"$stream" | tail -1 | cut -c5-)
+  again=$(curl -sN -m 0.3 -H "Last-Event-ID: $last" "${url}events?client=smoke" || true)
+  [ "$(count_lines "$again" 'event: done')" = 0 ] || fail "a reconnect after done got it again: $again"
+  [ "$(status "${url}events")" = 400 ] || fail "/events without a client was not 400"
+  [ "$(status "${url}tasks?client=a%20b" -X POST)" = 400 ] || fail "a bad client id was not 400"
+  [ "$(status "${url}tasks/0123456789abcdef")" = 404 ] || fail "an unknown task's state was not 404"
   ;;
 dashboard)
   info=$(curl -sf "${url}info") || fail "GET /info failed"
@@ -76,13 +97,21 @@ tokens)
   a=$(curl -sN -m 10 "$url$q") || fail "the stream did not end (curl exit $?)"
   b=$(curl -sN -m 10 "$url$q") || fail "the second stream did not end"
   [ "$(count_lines "$a" 'event: token')" = 20 ] || fail "not 20 tokens: $a"
-  [[ $a == *$'event: done\ndata: {"tokens":20}'* ]] || fail "no done event: $a"
+  [[ $a == *$'event: done\n'*'data: {"tokens":20}'* ]] || fail "no done event: $a"
   [ "$(grep '^data: ' <<<"$a")" = "$(grep '^data: ' <<<"$b")" ] || fail "same prompt and seed gave different replies"
   # A reconnect with Last-Event-ID goes on after that token, with the same tokens.
   resumed=$(curl -sN -m 10 -H 'Last-Event-ID: 15' "$url$q") || fail "the resumed stream did not end"
-  [ "$(grep -A1 '^id: ' <<<"$resumed" | grep '^data: ')" = "$(grep -A1 '^id: 1[6-9]$\|^id: 20$' <<<"$a" | grep '^data: ')" ] ||
+  [ "$(grep -A1 '^id: [0-9]' <<<"$resumed" | grep '^data: ')" = "$(grep -A1 '^id: 1[6-9]$\|^id: 20$' <<<"$a" | grep '^data: ')" ] ||
     fail "resume after token 15 did not give tokens 16-20: $resumed"
   [ "$(grep -m1 '^id: ' <<<"$resumed")" = 'id: 16' ] || fail "resume started at $(grep -m1 '^id: ' <<<"$resumed")"
+  # A finished reply is not started again: after `done` a reconnecting EventSource (whatever the
+  # client) gets 204 and stops; one that saw the last token but not `done` gets only `done`.
+  [ "$(status "$url$q" -H 'Last-Event-ID: done')" = 204 ] || fail "a reconnect after done was not 204"
+  [ "$(status "$url$q&lastEventId=done")" = 204 ] || fail "?lastEventId=done was not 204"
+  tail=$(curl -sN -m 10 -H 'Last-Event-ID: 20' "$url$q") || fail "the stream after the last token did not end"
+  [ "$(count_lines "$tail" 'event: token')" = 0 ] || fail "tokens sent again after the last one: $tail"
+  [ "$(count_lines "$tail" 'event: done')" = 1 ] || fail "no done after the last token: $tail"
+  [[ $a == *$'event: done\nid: done\n'* ]] || fail "done has not the id done: $a"
   other=$(curl -sN -m 10 "${url}generate?prompt=Alice%20was%20beginning&seed=8&max_tokens=20")
   [ "$(grep '^data: ' <<<"$a")" != "$(grep '^data: ' <<<"$other")" ] || fail "another seed gave the same reply"
   [ "$(status "${url}generate?max_tokens=5000")" = 400 ] || fail "max_tokens=5000 was not refused"
@@ -94,7 +123,7 @@ tokens)
     [[ $stats == *'"active":0'* && $stats == *'"cancelled":1'* ]] && break
     sleep 0.05
   done
-  [[ $stats == *'"active":0'* && $stats == *'"cancelled":1'* && $stats == *'"completed":4'* ]] ||
+  [[ $stats == *'"active":0'* && $stats == *'"cancelled":1'* && $stats == *'"completed":5'* ]] ||
     fail "stats after a cancelled reply: $stats"
   ;;
 esac

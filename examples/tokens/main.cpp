@@ -3,8 +3,9 @@
 //   GET /           the page (HTML, CSS and JavaScript inline)
 //   GET /generate   ?prompt=...&seed=N&max_tokens=N (default seed 0, 200 tokens, at most 2000):
 //                   `token` events (data: the token with its leading space, id: its number),
-//                   then `done` {"tokens": n}, then the stream ends. A reconnect with
-//                   Last-Event-ID resumes after that token (the reply is deterministic).
+//                   then `done` {"tokens": n} (id: done), then the stream ends. A reconnect
+//                   with Last-Event-ID resumes after that token (the reply is deterministic);
+//                   one with Last-Event-ID `done` gets 204, so that EventSource stops.
 //   GET /stats      {"active", "completed", "cancelled", "connections"}
 //
 // The "model" is a word-level Markov chain of order 2 over a public-domain text (corpus.txt),
@@ -206,6 +207,9 @@ private:
   std::unordered_map<std::string, std::vector<std::uint64_t>> by_second_;
 };
 
+/// The id of the `done` event: a Last-Event-ID that says the client has the whole reply.
+constexpr std::string_view done_id = "done";
+
 /// Streams replies on the generator's io_context, one timer per reply, and counts them.
 class generator {
 public:
@@ -251,7 +255,9 @@ private:
   /// Sends the next token (or `done`), then waits for the next turn. On the generator's thread.
   void tick(std::shared_ptr<reply> const& r) {
     if (r->sent == r->max_tokens) {
-      r->stream.send(sse::json_event({{"tokens", r->max_tokens}}).name("done"));
+      // Its own id, so that a client reconnecting after it says it has seen the whole reply.
+      r->stream.send(
+          sse::json_event({{"tokens", r->max_tokens}}).name("done").id(std::string(done_id)));
       r->stream.close();
       completed_.fetch_add(1);
       active_.fetch_sub(1);
@@ -323,9 +329,14 @@ int main(int argc, char** argv) {
       throw sse::http_error(400, "the prompt is longer than 2000 bytes");
     auto const seed = number_param(req, "seed", 0, 0, std::numeric_limits<std::uint64_t>::max());
     auto const count = number_param(req, "max_tokens", default_tokens, 1, max_tokens);
-    // A reconnect says how far it got: the reply is deterministic, so go on from there.
+    // A reconnect says how far it got: the reply is deterministic, so go on from there. After
+    // `done` there is nothing left: 204 is what makes EventSource stop reconnecting (a 200 that
+    // sent `done` again would loop forever for any client that does not close by itself).
     std::uint64_t skip = 0;
-    if (auto const last = req.last_event_id()) {
+    auto const last = req.last_event_id();
+    if (last == done_id)
+      return sse::response(204);
+    if (last) {
       auto const r = std::from_chars(last->data(), last->data() + last->size(), skip);
       if (r.ec != std::errc() || r.ptr != last->data() + last->size())
         skip = 0;

@@ -1,5 +1,6 @@
 // Browser test of the tokens example: a reply appears word by word, is the same for the same
-// prompt and seed, and Stop makes the server stop generating.
+// prompt and seed, Stop makes the server stop generating, and a plain EventSource (without the
+// page's own close) stops after `done` instead of getting the reply again.
 //
 //   SSE_TOKENS_BIN=build/examples/tokens node --test tests/browser/tokens.test.mjs
 //
@@ -84,7 +85,7 @@ describe('tokens example in a browser', { timeout: 120_000 }, () => {
     const tokens = [...body.matchAll(/^event: token\nid: \d+\ndata: (.*)$/gm)].map((m) => m[1]);
     assert.equal(tokens.length, 60);
     assert.equal(tokens.join(''), first);
-    assert.match(body, /event: done\ndata: \{"tokens":60\}\n\n$/);
+    assert.match(body, /event: done\nid: done\ndata: \{"tokens":60\}\n\n$/);
 
     await generate(page, { seed: 43 });
     const other = await watchReply(page);
@@ -110,4 +111,29 @@ describe('tokens example in a browser', { timeout: 120_000 }, () => {
     assert.equal(stats.completed, before.completed);
     await screenshot(page, 'tokens-stopped');
   });
+
+  test('a plain EventSource gets the reply once: after done the reconnect is refused and it stops',
+    { timeout: 30_000 }, async (t) => {
+      const before = await getJson(server.url + 'stats');
+      // No close() on `done`, as any client but the bundled page: EventSource reconnects when the
+      // stream ends (after the server's retry, 3-4 s) with Last-Event-ID; it must be told 204.
+      const url = `/generate?prompt=${encodeURIComponent(PROMPT)}&seed=42&max_tokens=10`;
+      const seen = await page.evaluate((u) => new Promise((resolve) => {
+        const es = new EventSource(u);
+        const r = { tokens: 0, done: 0, errors: 0, opens: 0 };
+        const end = (how) => { es.close(); resolve({ ...r, how }); };
+        es.onopen = () => { r.opens++; };
+        es.addEventListener('token', () => { r.tokens++; });
+        es.addEventListener('done', () => { if (++r.done > 1) end('done twice'); });
+        es.onerror = () => { r.errors++; if (es.readyState === EventSource.CLOSED) end('closed'); };
+        setTimeout(() => end('still open after 15 s'), 15_000);
+      }), url);
+      t.diagnostic(JSON.stringify(seen));
+      assert.equal(seen.how, 'closed', `the EventSource did not stop: ${JSON.stringify(seen)}`);
+      assert.equal(seen.done, 1);
+      assert.equal(seen.tokens, 10);
+      assert.equal(seen.opens, 1, 'the reconnect after done was accepted');
+      const after = await getJson(server.url + 'stats');
+      assert.equal(after.completed, before.completed + 1, 'the reply was generated more than once');
+    });
 });
