@@ -140,9 +140,12 @@ public:
   bool clean_end() const {
     return pending_line_.empty() && data_.empty() && type_.empty() && !ended_in_cr_;
   }
+  /// True when the last complete line was the blank line that dispatches.
+  bool ends_with_dispatch() const { return last_line_blank_; }
 
 private:
   void line(std::string_view l) {
+    last_line_blank_ = l.empty();
     if (l.empty()) return dispatch();
     if (l.front() == ':') {
       comments_.emplace_back(l.substr(1));
@@ -187,6 +190,7 @@ private:
 
   std::string data_, type_, id_buffer_, last_event_id_, pending_line_;
   bool ended_in_cr_ = false;
+  bool last_line_blank_ = false;
   std::optional<std::string> reconnection_time_;
   std::vector<std::string> comments_;
   std::vector<message_event> events_;
