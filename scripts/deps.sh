@@ -30,3 +30,5 @@ ensure_node() {
 
 SSE_BUILD_PACKAGES=(cmake make g++ libasio-dev nlohmann-json3-dev)
 SSE_TEST_PACKAGES=(catch2 clang curl chromium nginx libbenchmark-dev python3-requests)
+# libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, only a recommendation of clang.
+SSE_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
