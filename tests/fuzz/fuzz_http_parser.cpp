@@ -192,6 +192,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* bytes, std::size_t siz
   if (flags & 0x08) limits.max_headers = small(bytes[4], 8);
   if (flags & 0x10) limits.max_body = small(bytes[5], 64);
   if (flags & 0x20) limits.max_chunk_ext = small(bytes[6], 16);
+  limits.accept_bare_lf = (flags & 0x40) != 0; // both line-end modes
   std::uint8_t const* const pieces = bytes + 7;
   constexpr std::size_t piece_count = prefix_size - 7;
   bool any_piece = false; // all-empty pieces would never advance
