@@ -67,6 +67,12 @@ public:
                           std::size_t& discarded) {
     if (ended())
       return push_result::dropped;
+    if (size > limits.max_bytes) {
+      // It could never fit: skip it for this subscriber alone. It says nothing about how fast
+      // this subscriber reads, so it neither evicts it nor discards what it has queued.
+      ++dropped, ++discarded;
+      return push_result::dropped;
+    }
     if (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes) {
       switch (limits.policy) {
       case overflow_policy::evict:
@@ -82,11 +88,7 @@ public:
         while (!queue.empty() &&
                (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes))
           take_front_locked(), ++dropped, ++discarded;
-        if (queued_bytes + size > limits.max_bytes) { // larger than the whole byte budget
-          ++dropped, ++discarded;
-          return push_result::dropped;
-        }
-        break;
+        break; // size <= max_bytes, so it fits once the queue is empty
       }
     }
     queue.push_back(m);
