@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -214,27 +213,6 @@ public:
 
   // Guarded by the broker's lock, not by `mutex`.
   std::vector<slot> slots;
-};
-
-template <class Message>
-struct history_entry {
-  std::uint64_t seq; ///< broker-wide publish order
-  std::string id;    ///< the event id clients see ("" if the message carries none we know)
-  Message message;
-  std::size_t bytes;
-  std::chrono::steady_clock::time_point at;
-};
-
-template <class Message>
-struct topic_entry {
-  std::string name;
-  std::vector<subscriber_state<Message>*> subscribers;
-  std::deque<history_entry<Message>> history;
-  std::size_t history_bytes = 0;
-  /// Highest sequence number trimmed from `history`: a client that last saw an older one
-  /// missed something we no longer have.
-  std::uint64_t trimmed_upto = 0;
-  bool keeps_history = false; ///< once true the entry stays, so `trimmed_upto` is never lost
 };
 
 } // namespace detail
