@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -185,7 +186,8 @@ TEST_CASE("an unknown, foreign or hostile last id is a reset, never echoed", "[h
   b.publish("t", sse::event("x"));
   auto const current = b.last_id();
   auto const epoch = current.substr(0, current.find('-'));
-  for (std::string bad : {std::string("nope"), std::string("1-1"), epoch + "-999", epoch + "-x",
+  auto const future = std::to_string(std::stoull(epoch) + 1000) + "-1"; // not a run we know
+  for (std::string bad : {std::string("nope"), future, epoch + "-999", epoch + "-x",
                           std::string(300, '7'), std::string("a\r\nevent: evil"),
                           std::string("a\0b", 3), std::string("\xFF\xFE")}) {
     CAPTURE(bad);
@@ -360,4 +362,206 @@ TEST_CASE("an HTTP reconnect with a too-old id gets the reset event before live 
   CHECK(*c.parser.retry() >= 3000);
   CHECK(*c.parser.retry() <= 4000);
   srv.stop();
+}
+
+TEST_CASE("an id from an earlier run gets the reset, then everything this run keeps",
+          "[history][resume][restart]") {
+  std::string old_id;
+  {
+    sse::broker before_restart;
+    before_restart.set_history(keep(100));
+    before_restart.publish("t", sse::event("old 1"));
+    old_id = before_restart.publish("t", sse::event("old 2")).id;
+  }
+  std::this_thread::sleep_for(2ms); // a later start has a later epoch
+  sse::broker b;
+  b.set_history(keep(100));
+  b.publish("t", sse::event("new 1")); // published while the client waited out `retry`
+  b.publish("other", sse::event("not subscribed"));
+  auto const newest = b.publish("t", sse::event("new 2")).id;
+  auto s = b.subscribe("t", resume_from(old_id));
+  CHECK(s.resume() == sse::resume_result::reset);
+  b.publish("t", sse::event("live"));
+  auto const got = read_all(s);
+  REQUIRE(got.size() == 4);
+  CHECK(got[0].type == "reset");
+  CHECK(got[0].data == R"({"reason":"restarted"})");
+  CHECK(got[0].last_event_id == newest);
+  CHECK(datas({got.begin() + 1, got.end()}) == std::vector<std::string>{"new 1", "new 2", "live"});
+}
+
+TEST_CASE("a publisher's id shaped like a broker id resumes like any other",
+          "[history][resume]") {
+  sse::broker b;
+  b.set_history(keep(100));
+  CHECK(b.publish("t", sse::event("a").id("2024-17")).id == "2024-17"); // a Redis Stream id
+  b.publish("t", sse::event("b").id("2024-18"));
+  b.publish("t", sse::event("c").id("order-19"));
+  auto s = b.subscribe("t", resume_from("2024-17"));
+  CHECK(s.resume() == sse::resume_result::replayed);
+  CHECK(datas(read_all(s)) == std::vector<std::string>{"b", "c"});
+  auto again = b.subscribe("t", resume_from("2024-18"));
+  CHECK(again.resume() == sse::resume_result::replayed);
+  CHECK(datas(read_all(again)) == std::vector<std::string>{"c"});
+}
+
+TEST_CASE("a repeated id resumes after its newest use, and trimming its older use keeps it",
+          "[history][resume][index]") {
+  sse::broker b;
+  b.set_history(keep(3));
+  b.publish("t", sse::event("1").id("dup"));
+  b.publish("t", sse::event("2"));
+  b.publish("t", sse::event("3").id("dup"));
+  b.publish("t", sse::event("4"));
+  b.publish("t", sse::event("5")); // the first "dup" is trimmed here
+  auto s = b.subscribe("t", resume_from("dup"));
+  CHECK(s.resume() == sse::resume_result::replayed);
+  CHECK(datas(read_all(s)) == std::vector<std::string>{"4", "5"});
+  for (int i = 0; i < 3; ++i)
+    b.publish("t", sse::event("x")); // and now the second
+  auto gone = b.subscribe("t", resume_from("dup"));
+  CHECK(gone.resume() == sse::resume_result::reset);
+}
+
+TEST_CASE("deliver keeps ids, so resume works through the publisher hook",
+          "[history][resume][backend]") {
+  sse::broker b;
+  b.set_history(keep(100));
+  struct sent_message {
+    std::string topic;
+    sse::frame f;
+    std::string id;
+  };
+  std::vector<sent_message> backend;
+  b.set_publisher([&](std::string_view topic, sse::frame const& f, std::string_view id) {
+    backend.push_back({std::string(topic), f, std::string(id)});
+  });
+  auto const first = b.publish("t", sse::event("a")).id; // the broker stamps the id
+  b.publish("t", sse::event("b").id("2024-2"));
+  b.publish("t", sse::event("c"));
+  REQUIRE(backend.size() == 3);
+  CHECK(backend[0].id == first);
+  CHECK(first != "");
+  CHECK(backend[1].id == "2024-2");
+  for (auto const& m : backend) // the backend hands them back
+    CHECK(b.deliver(m.topic, m.f, m.id).id == m.id);
+  b.deliver("t", sse::event("d").id("order-4"));
+  SECTION("by the stamped id") {
+    auto s = b.subscribe("t", resume_from(first));
+    CHECK(s.resume() == sse::resume_result::replayed);
+    CHECK(datas(read_all(s)) == std::vector<std::string>{"b", "c", "d"});
+  }
+  SECTION("by the publisher's id") {
+    auto s = b.subscribe("t", resume_from("2024-2"));
+    CHECK(s.resume() == sse::resume_result::replayed);
+    CHECK(datas(read_all(s)) == std::vector<std::string>{"c", "d"});
+  }
+  SECTION("two-argument deliver keeps no id to resume from") {
+    b.deliver("t", sse::frame(sse::event("e").id("plain-5")));
+    auto s = b.subscribe("t", resume_from("plain-5"));
+    CHECK(s.resume() == sse::resume_result::reset);
+  }
+}
+
+TEST_CASE("a message too large for its topic's history is not kept and does not wipe it",
+          "[history][oversized]") {
+  sse::broker b;
+  b.set_history(sse::history_limits{100, 300, std::chrono::hours(1)});
+  auto const a = b.publish("t", sse::event("a")).id;
+  b.publish("t", sse::event("b"));
+  auto const big = b.publish("t", sse::event(std::string(400, 'x'))).id; // within the broker's bound
+  b.publish("t", sse::event("c"));
+  CHECK(b.stats().history_events == 3);
+  SECTION("a resume from before it resets: it cannot be replayed") {
+    auto s = b.subscribe("t", resume_from(a));
+    CHECK(s.resume() == sse::resume_result::reset);
+    auto const got = read_all(s);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].data == R"({"reason":"too-old"})");
+  }
+  SECTION("a resume from it gets what followed") {
+    auto s = b.subscribe("t", resume_from(big));
+    CHECK(s.resume() == sse::resume_result::replayed);
+    CHECK(datas(read_all(s)) == std::vector<std::string>{"c"});
+  }
+}
+
+TEST_CASE("history expires on a timer, without traffic", "[history][timer]") {
+  sse::broker b;
+  b.set_history(sse::history_limits{1000, 64 << 20, 50ms});
+  auto const first = b.publish("t", sse::event(std::string(10000, 'x'))).id;
+  for (int i = 0; i < 39; ++i)
+    b.publish(i % 2 ? "t" : "u", sse::event(std::string(10000, 'x')));
+  CHECK(b.stats().history_bytes > 40 * 10000);
+  auto const deadline = std::chrono::steady_clock::now() + 5s; // bounded; expect ~60 ms
+  while (b.stats().history_events != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  CHECK(b.stats().history_events == 0);
+  CHECK(b.stats().history_bytes == 0);
+  auto s = b.subscribe("t", resume_from(first));
+  CHECK(s.resume() == sse::resume_result::reset);
+  // It keeps working once idle: a later burst expires too.
+  b.publish("t", sse::event("again"));
+  auto const later = std::chrono::steady_clock::now() + 5s;
+  while (b.stats().history_events != 0 && std::chrono::steady_clock::now() < later)
+    std::this_thread::sleep_for(5ms);
+  CHECK(b.stats().history_events == 0);
+  b.close(); // stops the timer; the destructor's close is then a no-op
+}
+
+TEST_CASE("a huge max_age means never expires", "[history][clamp]") {
+  sse::broker b;
+  SECTION("milliseconds::max() for every topic") {
+    b.set_history(sse::history_limits{10, 1 << 20, std::chrono::milliseconds::max()});
+  }
+  SECTION("a duration past the steady clock's range, for one topic") {
+    b.set_history("t", sse::history_limits{10, 1 << 20, std::chrono::hours(24 * 365 * 400)});
+  }
+  auto const first = b.publish("t", sse::event("a")).id;
+  b.publish("t", sse::event("b"));
+  b.publish("t", sse::event("c"));
+  CHECK(b.stats().history_events == 3);
+  auto s = b.subscribe("t", resume_from(first));
+  CHECK(s.resume() == sse::resume_result::replayed);
+  CHECK(datas(read_all(s)) == std::vector<std::string>{"b", "c"});
+}
+
+TEST_CASE("a negative max_age is refused", "[history]") {
+  sse::broker b;
+  CHECK_THROWS_WITH(b.set_history(sse::history_limits{10, 1 << 20, -1ms}),
+                    "sse::broker::set_history: history_limits::max_age must not be negative");
+  CHECK_THROWS_AS(b.set_history("t", sse::history_limits{10, 1 << 20, -1ms}),
+                  std::invalid_argument);
+}
+
+TEST_CASE("the broker-wide history budget trims the oldest entries of any topic first",
+          "[history][budget]") {
+  sse::broker b;
+  CHECK(b.history_budget() == 64u << 20); // the default
+  b.set_history(sse::history_limits{1000, 1 << 20, std::chrono::hours(1)});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) // 20 each on two topics, ~110 bytes per event
+    ids.push_back(b.publish(i % 2 ? "a" : "b", sse::event(std::string(80, 'x'))).id);
+  auto const full = b.stats().history_bytes;
+  CHECK(b.stats().history_events == 40);
+  b.set_history_budget(full / 2); // applies at once
+  CHECK(b.history_budget() == full / 2);
+  auto st = b.stats();
+  CHECK(st.history_bytes <= full / 2);
+  CHECK(st.history_events >= 19);
+  CHECK(st.history_events <= 20);
+  SECTION("a resume across what went resets") {
+    auto s = b.subscribe({"a", "b"}, resume_from(ids[5]));
+    CHECK(s.resume() == sse::resume_result::reset);
+  }
+  SECTION("a resume from what is left replays the rest of both topics") {
+    auto s = b.subscribe({"a", "b"}, resume_from(ids[35]));
+    CHECK(s.resume() == sse::resume_result::replayed);
+    CHECK(read_all(s).size() == 4);
+  }
+  SECTION("publishing keeps within it") {
+    for (int i = 0; i < 100; ++i)
+      b.publish(i % 2 ? "a" : "c", sse::event(std::string(80, 'y')));
+    CHECK(b.stats().history_bytes <= full / 2);
+  }
 }

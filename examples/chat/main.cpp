@@ -61,7 +61,12 @@ std::string field(nlohmann::json const& j, char const* name, std::size_t max) {
 
 int main(int argc, char** argv) {
   auto options = examples::parse_options(argc, argv, "chat", "A live chat room over Server-Sent Events.");
+  // Consistent bounds: a body (64 KiB) fits in one event and a subscriber's queue holds at
+  // least 16 of the largest, so no single publish can evict a listener; larger bodies get 413.
+  constexpr std::size_t max_event = 64 * 1024;
+  options.max_body = max_event;
   sse::broker broker(sse::queue_limits{256, 1024 * 1024, sse::overflow_policy::evict});
+  broker.set_max_message_bytes(max_event + 1024); // the body plus its framing (`data: ` lines)
   // A page that reconnects gets the messages it missed: the last 1000, or 10 minutes' worth.
   broker.set_history(sse::history_limits{1000, 4 * 1024 * 1024, std::chrono::minutes(10)});
   sse::server srv(options);

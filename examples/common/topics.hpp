@@ -48,7 +48,8 @@ inline sse::response listen(sse::broker& broker, sse::request const& req,
   return sse::response::stream(broker.subscribe(topics_of(req, fallback_topic), o));
 }
 
-/// Publishes the body as the data of one event (`?topic=`, `?event=`); answers the id as JSON.
+/// Publishes the body as the data of one event (`?topic=`, `?event=`); answers the id as JSON,
+/// or 413 for an event larger than the broker takes (`broker.max_message_bytes()`).
 inline sse::response publish(sse::broker& broker, sse::request const& req,
                              std::string_view fallback_topic) {
   std::string topic(fallback_topic);
@@ -62,7 +63,14 @@ inline sse::response publish(sse::broker& broker, sse::request const& req,
   } catch (std::invalid_argument const& e) {
     throw sse::http_error(400, e.what());
   }
-  auto const r = broker.publish(topic, ev);
+  sse::publish_result r;
+  try {
+    r = broker.publish(topic, ev);
+  } catch (sse::message_too_large const& e) {
+    return sse::response::text(413, "the event is " + std::to_string(e.size()) +
+                                        " bytes once formatted; this server takes at most " +
+                                        std::to_string(e.limit()) + " bytes per event\n");
+  }
   return sse::response::json(200, nlohmann::json{{"id", r.id}, {"receivers", r.receivers}}.dump());
 }
 

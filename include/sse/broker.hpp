@@ -2,7 +2,11 @@
 
 /// Fan-out of published messages to subscribers, each with its own bounded queue.
 
+#include <sse/detail/deadline.hpp>
+#include <sse/detail/event_id.hpp>
+#include <sse/detail/history.hpp>
 #include <sse/detail/subscriber_state.hpp>
+#include <sse/detail/topic_entry.hpp>
 #include <sse/error.hpp>
 #include <sse/frame.hpp>
 #include <sse/queue_limits.hpp>
@@ -18,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -30,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -42,10 +48,12 @@ struct broker_stats {
   std::size_t topics = 0;      ///< topics with at least one subscriber now
   std::uint64_t published = 0; ///< messages passed to publish()/deliver()
   std::uint64_t delivered = 0; ///< messages queued to a subscriber (one per subscriber)
-  std::uint64_t dropped = 0;   ///< messages discarded by drop_oldest / drop_newest
+  std::uint64_t dropped = 0;   ///< messages discarded (per subscriber): by drop_oldest /
+                               ///< drop_newest, or larger than that subscriber's max_bytes
   std::uint64_t evicted = 0;   ///< subscribers removed because their queue overflowed
+  std::uint64_t refused = 0;   ///< messages refused whole: larger than max_message_bytes
   std::size_t history_events = 0; ///< events kept for resume, over all topics
-  std::size_t history_bytes = 0;
+  std::size_t history_bytes = 0;  ///< their bytes, within `set_history_budget`
 };
 
 /// What a publish did.
@@ -58,7 +66,8 @@ struct publish_result {
 enum class resume_result {
   none,     ///< no id was given
   replayed, ///< everything after it was replayed (possibly nothing)
-  reset,    ///< it could not be placed: unknown, malformed, or older than the history
+  reset,    ///< it could not be placed (unknown, malformed, older than the history), or it
+            ///< is from an earlier run: the subscriber must reload its state
 };
 
 /// Longest last event id the broker looks at; longer ones are unknown (reset).
@@ -93,31 +102,48 @@ class basic_broker {
 
   using state_type = detail::subscriber_state<Message>;
   using topic_type = detail::topic_entry<Message>;
+  using clock = std::chrono::steady_clock;
 
+public:
+  /// What `set_publisher` routes publishes to: the topic, the message and its id ("" if it
+  /// has none), which the backend hands back to `deliver(topic, message, id)`.
+  using publisher_hook =
+      std::function<void(std::string_view topic, Message const& message, std::string_view id)>;
+
+private:
   struct impl {
     mutable std::mutex mutex;
     std::map<std::string, topic_type, std::less<>> topics;
     std::size_t subscribers = 0;
     queue_limits defaults;
-    std::shared_ptr<std::function<void(std::string_view, Message const&)> const> publisher;
+    std::shared_ptr<publisher_hook const> publisher;
     bool closed = false;
-    std::atomic<std::uint64_t> published{0}, delivered{0}, dropped{0}, evicted{0};
+    std::atomic<std::size_t> max_message_bytes{0}; ///< read without the lock
+    std::atomic<std::uint64_t> published{0}, delivered{0}, dropped{0}, evicted{0}, refused{0};
 
-    history_limits history;                                      ///< for every topic
+    history_limits history_defaults;                             ///< for every topic
     std::map<std::string, history_limits, std::less<>> topic_history; ///< per-topic overrides
     std::size_t max_history_topics = 10000;
     std::size_t history_topics = 0;
+    detail::history<Message> kept; ///< every topic's history, its id index and the budget
     std::uint64_t seq = 0;        ///< publishes that kept history; the id's second half
     std::uint64_t epoch = 0;      ///< ms since 1970 when made: the id's first half
 
+    /// Drops expired history when no traffic comes to do it: started by the first entry that
+    /// can expire, asleep until the earliest expiry, stopped by close().
+    std::thread trimmer;
+    std::condition_variable trimmer_cv;
+    clock::time_point trimmer_wake = clock::time_point::max(); ///< when it plans to wake
+    bool trimmer_stop = false;
+
     history_limits const& history_for(std::string_view topic) const {
       auto it = topic_history.find(topic);
-      return it == topic_history.end() ? history : it->second;
+      return it == topic_history.end() ? history_defaults : it->second;
     }
 
     /// Erases a topic nobody listens to, unless it keeps history.
     void maybe_erase(topic_type const* t) {
-      if (t->subscribers.empty() && !t->keeps_history)
+      if (t->subscribers.empty() && !t->history.enabled)
         topics.erase(topics.find(t->name));
     }
 
@@ -367,10 +393,8 @@ public:
   explicit basic_broker(queue_limits const& defaults = {}) : impl_(std::make_shared<impl>()) {
     check_limits(defaults);
     impl_->defaults = defaults;
-    impl_->epoch = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    impl_->max_message_bytes = defaults.max_bytes;
+    impl_->epoch = detail::current_epoch();
   }
   basic_broker(basic_broker const&) = delete;
   basic_broker& operator=(basic_broker const&) = delete;
@@ -380,15 +404,54 @@ public:
 
   /// Keeps history for every topic within `limits` (max_events 0 turns it off). Topics with
   /// history get broker-assigned ids (`<epoch>-<sequence>`) on `publish(topic, event)` unless
-  /// the event has its own.
+  /// the event has its own. Entries older than `max_age` go on a timer too, without traffic;
+  /// a `max_age` too large for the clock (e.g. `milliseconds::max()`) means "never".
+  /// @throws std::invalid_argument for a negative max_age.
   void set_history(history_limits const& limits) {
+    check_history(limits);
     std::lock_guard<std::mutex> lk(impl_->mutex);
-    impl_->history = limits;
+    impl_->history_defaults = limits;
+    auto const now = clock::now();
+    for (auto& [name, t] : impl_->topics)
+      if (t.history.enabled && impl_->topic_history.find(name) == impl_->topic_history.end())
+        impl_->kept.set_limits(t.history, limits, now);
+    impl_->trimmer_cv.notify_one(); // an earlier expiry, perhaps
   }
   /// History limits for one topic, overriding `set_history`.
   void set_history(std::string_view topic, history_limits const& limits) {
+    check_history(limits);
     std::lock_guard<std::mutex> lk(impl_->mutex);
     impl_->topic_history.insert_or_assign(std::string(topic), limits);
+    auto it = impl_->topics.find(topic);
+    if (it != impl_->topics.end() && it->second.history.enabled)
+      impl_->kept.set_limits(it->second.history, limits, clock::now());
+    impl_->trimmer_cv.notify_one();
+  }
+  /// At most `bytes` of history over all topics (64 MiB by default): past it the oldest
+  /// entries broker-wide go first, and a resume across them gets `reset`.
+  void set_history_budget(std::size_t bytes) {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    impl_->kept.set_budget(bytes);
+  }
+  /// The broker-wide history budget in bytes.
+  std::size_t history_budget() const {
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    return impl_->kept.budget();
+  }
+
+  /// Refuses messages larger than `bytes` (default: the broker's default queue max_bytes):
+  /// `publish` and `deliver` throw `message_too_large` and touch no queue and no history.
+  /// A smaller message that is still larger than one subscriber's own max_bytes is skipped
+  /// for that subscriber alone (counted as dropped), whatever its overflow policy.
+  /// @throws std::invalid_argument for 0.
+  void set_max_message_bytes(std::size_t bytes) {
+    if (bytes == 0)
+      throw std::invalid_argument("sse::broker::set_max_message_bytes: the bound must be at least 1");
+    impl_->max_message_bytes.store(bytes, std::memory_order_relaxed);
+  }
+  /// The largest message `publish` and `deliver` accept, in bytes.
+  std::size_t max_message_bytes() const noexcept {
+    return impl_->max_message_bytes.load(std::memory_order_relaxed);
   }
   /// At most this many topics keep history (a bound on memory when topic names come from
   /// clients); publishes to further topics are delivered but not kept.
@@ -413,9 +476,12 @@ public:
   ///
   /// With `options.last_event_id`, the subscription first replays, in order, every kept event
   /// of its topics published after that id, then gets live ones: the replay and the
-  /// registration happen under one lock, so nothing is missed or doubled. An id the broker
-  /// cannot place (unknown, malformed, or older than what history still holds) gives a
-  /// `reset` instead (see `subscription::resume()`; for frames, an `event: reset` comes first).
+  /// registration happen under one lock, so nothing is missed or doubled. Any id is looked up
+  /// first among the ids history keeps (O(1), whatever its shape), then read as a broker id.
+  /// An id the broker cannot place (unknown, malformed, or older than what history still
+  /// holds) gives a `reset` instead (see `subscription::resume()`; for frames, an `event:
+  /// reset` comes first). An id of an earlier run of the broker (an older epoch) gives a
+  /// `reset` followed by everything this run keeps for the topics: the client missed it all.
   /// @throws std::invalid_argument for an empty topic list or bad limits;
   ///         std::logic_error after close().
   subscription subscribe(std::vector<std::string> topics, subscribe_options const& options = {}) {
@@ -443,7 +509,7 @@ public:
       for (auto const& name : topics) {
         auto it = impl_->topics.find(name);
         if (it == impl_->topics.end())
-          it = impl_->topics.emplace(name, topic_type{name, {}, {}, 0, 0, false}).first;
+          it = impl_->topics.emplace(name, topic_type{name, {}, {}}).first;
         auto& subs = it->second.subscribers;
         state->slots.push_back({&it->second, subs.size()});
         subs.push_back(state.get());
@@ -455,45 +521,43 @@ public:
 
   /// Publishes `message` to `topic`, through the publisher hook if one is set (see
   /// `set_publisher`), else straight to local subscribers (and the topic's history).
+  /// @throws message_too_large past `max_message_bytes()`; nothing is queued or kept then.
   publish_result publish(std::string_view topic, Message const& message) {
+    check_size("sse::broker::publish", message_traits<Message>::size(message));
     std::unique_lock<std::mutex> lk(impl_->mutex);
     if (impl_->publisher) {
       hook_ptr hook = impl_->publisher;
       lk.unlock(); // never call out under the lock
-      (*hook)(topic, message);
+      (*hook)(topic, message, std::string_view());
       return {};
     }
-    return deliver_locked(topic, topic_for_publish_locked(topic), message, std::string());
+    return deliver_locked(topic_for_publish_locked(topic), message, std::string());
   }
 
   /// Publishes to the default topic "".
   publish_result publish(Message const& message) { return publish(std::string_view{}, message); }
 
   /// Formats `ev` once and publishes the shared frame. On a topic with history the event gets
-  /// the broker's next id, unless it has one; `publish_result::id` tells which.
+  /// the broker's next id, unless it has one (also through the publisher hook, which gets the
+  /// id); `publish_result::id` tells which.
+  /// @throws message_too_large past `max_message_bytes()`; nothing is queued or kept then.
   template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
   publish_result publish(std::string_view topic, event const& ev) {
-    std::size_t const size_hint = formatted_size(ev) + 32;
+    char const* const where = "sse::broker::publish";
+    check_size(where, formatted_size(ev)); // exact, or a lower bound if the broker adds an id
     std::unique_lock<std::mutex> lk(impl_->mutex);
     if (impl_->publisher) {
       hook_ptr hook = impl_->publisher;
+      // Stamp the id here, so every process the backend delivers to keeps it under one id.
+      bool const stamp = !ev.id() && impl_->history_for(topic).max_events > 0;
+      std::string const id = stamp ? make_id(++impl_->seq) : ev.id().value_or(std::string());
       lk.unlock();
-      frame const f(ev);
-      (*hook)(topic, f);
-      return {0, ev.id().value_or(std::string())};
+      frame const f = stamp ? stamped_frame(ev, id) : frame(ev);
+      check_size(where, f.size());
+      (*hook)(topic, f, id);
+      return {0, id};
     }
-    auto* t = topic_for_publish_locked(topic);
-    if (!t || !t->keeps_history || ev.id()) {
-      frame const f(ev); // nothing to add: the event is sent as it is
-      return deliver_locked(topic, t, f, ev.id().value_or(std::string()));
-    }
-    std::string const id = make_id(impl_->seq + 1);
-    thread_local std::string scratch;
-    scratch.clear();
-    scratch.reserve(size_hint);
-    detail::format_to(scratch, ev, id);
-    frame const f{std::string_view(scratch)};
-    return deliver_locked(topic, t, f, id);
+    return deliver_event_locked(where, topic, ev);
   }
   template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
   publish_result publish(event const& ev) {
@@ -502,41 +566,81 @@ public:
 
   /// Queues `message` for every local subscriber of `topic` (and keeps it in the topic's
   /// history), ignoring the publisher hook: the entry point for a cross-process backend that
-  /// received a message from elsewhere.
+  /// received a message from elsewhere. Kept without an id, so no resume can start after it;
+  /// pass the id with the three-argument form.
+  /// @throws message_too_large past `max_message_bytes()`.
   publish_result deliver(std::string_view topic, Message const& message) {
+    return deliver(topic, message, std::string_view());
+  }
+
+  /// `deliver` of a message whose event id is `id` (the one the hook was given): history
+  /// keeps it under that id, so a client that last saw it resumes right after it.
+  /// @throws message_too_large past `max_message_bytes()`.
+  publish_result deliver(std::string_view topic, Message const& message, std::string_view id) {
+    check_size("sse::broker::deliver", message_traits<Message>::size(message));
     std::lock_guard<std::mutex> lk(impl_->mutex);
-    auto* t = topic_for_publish_locked(topic);
-    return deliver_locked(topic, t, message, std::string());
+    return deliver_locked(topic_for_publish_locked(topic), message, std::string(id));
+  }
+
+  /// `deliver` of an event, formatted with its own id (or, on a topic with history, the
+  /// broker's next id if it has none), ignoring the publisher hook.
+  /// @throws message_too_large past `max_message_bytes()`.
+  template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
+  publish_result deliver(std::string_view topic, event const& ev) {
+    char const* const where = "sse::broker::deliver";
+    check_size(where, formatted_size(ev));
+    std::lock_guard<std::mutex> lk(impl_->mutex);
+    return deliver_event_locked(where, topic, ev);
   }
 
   /// Routes `publish` through `hook` (e.g. to Redis) instead of delivering locally; whatever
-  /// receives the message back calls `deliver`. An empty function restores local delivery.
-  void set_publisher(std::function<void(std::string_view, Message const&)> hook) {
-    auto p = hook ? std::make_shared<std::function<void(std::string_view, Message const&)> const>(
-                        std::move(hook))
-                  : nullptr;
+  /// receives the message back calls `deliver(topic, message, id)`. The hook runs on the
+  /// publishing thread, outside the broker's lock. An empty function restores local delivery.
+  void set_publisher(publisher_hook hook) {
+    auto p = hook ? std::make_shared<publisher_hook const>(std::move(hook)) : nullptr;
     std::lock_guard<std::mutex> lk(impl_->mutex);
     impl_->publisher = std::move(p);
   }
+  /// A hook without the id (resume by id then needs the backend to read it from the message).
+  void set_publisher(std::function<void(std::string_view, Message const&)> hook) {
+    if (!hook)
+      return set_publisher(nullptr);
+    set_publisher(publisher_hook(
+        [h = std::move(hook)](std::string_view topic, Message const& m, std::string_view) {
+          h(topic, m);
+        }));
+  }
+  /// Restores local delivery.
+  void set_publisher(std::nullptr_t) { set_publisher(publisher_hook()); }
 
-  /// Ends every subscription with errc::closed and refuses new ones. Idempotent.
+  /// Ends every subscription with errc::closed, refuses new ones, drops the history and stops
+  /// its trimmer. Idempotent.
   void close() {
     if (!impl_)
       return;
-    std::lock_guard<std::mutex> lk(impl_->mutex);
-    impl_->closed = true;
-    for (auto& [name, topic] : impl_->topics) {
-      for (state_type* s : topic.subscribers) {
-        if (s->slots.empty())
-          continue; // already ended through another topic
-        s->slots.clear();
-        --impl_->subscribers;
-        if (detail::waiter* w = s->end(errc::closed))
-          w->notify(make_error_code(errc::closed));
+    std::thread trimmer;
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      impl_->closed = true;
+      for (auto& [name, topic] : impl_->topics) {
+        for (state_type* s : topic.subscribers) {
+          if (s->slots.empty())
+            continue; // already ended through another topic
+          s->slots.clear();
+          --impl_->subscribers;
+          if (detail::waiter* w = s->end(errc::closed))
+            w->notify(make_error_code(errc::closed));
+        }
       }
+      impl_->kept.clear();
+      impl_->topics.clear();
+      impl_->history_topics = 0;
+      impl_->trimmer_stop = true;
+      impl_->trimmer_cv.notify_all();
+      trimmer = std::move(impl_->trimmer);
     }
-    impl_->topics.clear();
-    impl_->history_topics = 0;
+    if (trimmer.joinable())
+      trimmer.join();
   }
 
   /// The counters, read without stopping publishers.
@@ -545,16 +649,16 @@ public:
     {
       std::lock_guard<std::mutex> lk(impl_->mutex);
       st.subscribers = impl_->subscribers;
-      for (auto const& [name, t] : impl_->topics) {
+      for (auto const& [name, t] : impl_->topics)
         st.topics += !t.subscribers.empty();
-        st.history_events += t.history.size();
-        st.history_bytes += t.history_bytes;
-      }
+      st.history_events = impl_->kept.entries();
+      st.history_bytes = impl_->kept.bytes();
     }
     st.published = impl_->published.load(std::memory_order_relaxed);
     st.delivered = impl_->delivered.load(std::memory_order_relaxed);
     st.dropped = impl_->dropped.load(std::memory_order_relaxed);
     st.evicted = impl_->evicted.load(std::memory_order_relaxed);
+    st.refused = impl_->refused.load(std::memory_order_relaxed);
     return st;
   }
 
@@ -574,64 +678,96 @@ public:
 private:
   static void check_limits(queue_limits const& l) { detail::check_queue_limits("sse::broker", l); }
 
-  using hook_ptr = std::shared_ptr<std::function<void(std::string_view, Message const&)> const>;
+  static void check_history(history_limits const& h) {
+    if (h.max_age < std::chrono::milliseconds::zero())
+      throw std::invalid_argument(
+          "sse::broker::set_history: history_limits::max_age must not be negative");
+  }
+
+  /// @throws message_too_large (counted as refused) if `size` is past the bound.
+  void check_size(char const* where, std::size_t size) {
+    std::size_t const limit = impl_->max_message_bytes.load(std::memory_order_relaxed);
+    if (size > limit) {
+      impl_->refused.fetch_add(1, std::memory_order_relaxed);
+      throw message_too_large(where, size, limit);
+    }
+  }
+
+  using hook_ptr = std::shared_ptr<publisher_hook const>;
 
   std::string make_id(std::uint64_t seq) const {
-    return std::to_string(impl_->epoch) + "-" + std::to_string(seq);
+    return detail::make_broker_id({impl_->epoch, seq});
   }
 
   /// The entry for a publish to `topic`: existing, or made now if the topic keeps history.
+  /// None once the broker is closed: nobody listens, nothing is kept.
   topic_type* topic_for_publish_locked(std::string_view topic) {
+    if (impl_->closed)
+      return nullptr;
     auto it = impl_->topics.find(topic);
+    if (it != impl_->topics.end() && it->second.history.enabled)
+      return &it->second;
     history_limits const& h = impl_->history_for(topic);
     if (it == impl_->topics.end()) {
       if (h.max_events == 0 || impl_->history_topics >= impl_->max_history_topics)
         return nullptr;
-      it = impl_->topics.emplace(std::string(topic), topic_type{std::string(topic), {}, {}, 0, 0, false}).first;
+      it = impl_->topics.emplace(std::string(topic), topic_type{std::string(topic), {}, {}}).first;
     }
     topic_type& t = it->second;
-    if (!t.keeps_history && h.max_events > 0 && impl_->history_topics < impl_->max_history_topics) {
-      t.keeps_history = true;
+    if (h.max_events > 0 && impl_->history_topics < impl_->max_history_topics) {
+      impl_->kept.enable(t.history, h);
       ++impl_->history_topics;
     }
     return &t;
   }
 
-  /// Drops history entries past the topic's limits (or all of them if history was turned off).
-  void trim_locked(topic_type& t, history_limits const& h, std::chrono::steady_clock::time_point now) {
-    while (!t.history.empty() &&
-           (t.history.size() > h.max_events || t.history_bytes > h.max_bytes ||
-            now - t.history.front().at > h.max_age)) {
-      t.trimmed_upto = t.history.front().seq;
-      t.history_bytes -= t.history.front().bytes;
-      t.history.pop_front();
+  /// `publish(topic, event)` after the hook: formats once, with the broker's id if the topic
+  /// keeps history and the event has none.
+  template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
+  publish_result deliver_event_locked(char const* where, std::string_view topic, event const& ev) {
+    auto* t = topic_for_publish_locked(topic);
+    if (!t || !t->history.enabled || ev.id()) {
+      frame const f(ev); // nothing to add: the event is sent as it is (its size was checked)
+      return deliver_locked(t, f, ev.id().value_or(std::string()));
     }
+    std::string const id = make_id(impl_->seq + 1);
+    frame const f = stamped_frame(ev, id);
+    check_size(where, f.size());
+    return deliver_locked(t, f, id);
+  }
+
+  /// `ev` formatted with `id` in place of its own, in one allocation for the frame.
+  template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
+  static frame stamped_frame(event const& ev, std::string_view id) {
+    thread_local std::string scratch;
+    scratch.clear();
+    scratch.reserve(formatted_size(ev) + id.size() + 8);
+    detail::format_to(scratch, ev, id);
+    return frame(std::string_view(scratch));
   }
 
   /// Applies the history bounds (age above all) to `topics` before a replay reads them.
   void trim_topics_locked(std::vector<std::string> const& topics) {
-    auto const now = std::chrono::steady_clock::now();
+    auto const now = clock::now();
     for (auto const& name : topics) {
       auto it = impl_->topics.find(name);
-      if (it != impl_->topics.end() && it->second.keeps_history)
-        trim_locked(it->second, impl_->history_for(name), now);
+      if (it != impl_->topics.end() && it->second.history.enabled)
+        impl_->kept.trim(it->second.history, now);
     }
   }
 
-  publish_result deliver_locked(std::string_view topic, topic_type* t, Message const& message,
-                                std::string id) {
+  publish_result deliver_locked(topic_type* t, Message const& message, std::string id) {
     impl_->published.fetch_add(1, std::memory_order_relaxed);
     publish_result result;
     result.id = std::move(id);
     if (!t)
       return result;
     std::size_t const size = message_traits<Message>::size(message);
-    if (t->keeps_history) {
-      auto const now = std::chrono::steady_clock::now();
-      std::uint64_t const seq = ++impl_->seq;
-      t->history.push_back({seq, result.id, message, size, now});
-      t->history_bytes += size;
-      trim_locked(*t, impl_->history_for(topic), now);
+    if (t->history.enabled) {
+      bool const was_empty = t->history.entries.empty();
+      if (impl_->kept.push(t->history, ++impl_->seq, result.id, message, size, clock::now()) &&
+          was_empty)
+        arm_trimmer_locked(t->history); // a new front: perhaps the earliest expiry
     }
     std::size_t queued = 0, dropped = 0, evicted = 0;
     auto& subs = t->subscribers;
@@ -664,50 +800,100 @@ private:
     return result;
   }
 
-  /// Where `last_id` sits in the broker-wide sequence, or nothing if it cannot be placed.
-  std::optional<std::uint64_t> locate_locked(std::vector<std::string> const& topics,
-                                             std::string_view last_id) const {
-    if (last_id.size() > max_last_event_id || !detail::is_valid_utf8(last_id) ||
-        last_id.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
-      return std::nullopt; // never trust, never echo
-    auto const dash = last_id.find('-');
-    if (dash != std::string_view::npos) {
-      std::uint64_t epoch = 0, seq = 0;
-      if (parse_u64(last_id.substr(0, dash), epoch) && parse_u64(last_id.substr(dash + 1), seq)) {
-        if (epoch != impl_->epoch || seq > impl_->seq)
-          return std::nullopt; // another run's id (or a made-up one)
-        return seq;
+  /// Makes sure the trimmer wakes by the time `h`'s oldest entry expires: starts it on the
+  /// first entry that can expire, else moves its wake-up earlier if need be. Called only when
+  /// a topic's oldest entry changed from none, so steady publishing costs nothing here.
+  void arm_trimmer_locked(detail::topic_history<Message> const& h) {
+    auto const wake = impl_->kept.wake_for(h, h.entries.front());
+    if (wake == clock::time_point::max() || impl_->closed)
+      return;
+    if (!impl_->trimmer.joinable()) {
+      try {
+        impl_->trimmer = std::thread(&basic_broker::run_trimmer, impl_.get());
+      } catch (std::system_error const&) {
+        // No thread to spare: history is still trimmed by publishes and resumes.
       }
+      return;
     }
-    // A publisher's own id: look for it in what these topics still keep (bounded by history).
-    for (auto const& name : topics) {
-      auto it = impl_->topics.find(name);
-      if (it == impl_->topics.end())
+    if (wake < impl_->trimmer_wake) {
+      impl_->trimmer_wake = wake;
+      impl_->trimmer_cv.notify_one();
+    }
+  }
+
+  /// The trimmer's loop: drop what expired (a bounded batch per lock hold, freed outside the
+  /// lock), then sleep until the next expiry, a change of limits or a new oldest entry.
+  static void run_trimmer(impl* im) {
+    constexpr std::size_t batch = 1024;
+    std::vector<Message> freed;
+    freed.reserve(batch);
+    std::unique_lock<std::mutex> lk(im->mutex);
+    while (!im->trimmer_stop) {
+      auto const next = im->kept.trim_expired(clock::now(), batch, freed);
+      if (!freed.empty()) {
+        lk.unlock();
+        freed.clear();
+        lk.lock();
         continue;
-      for (auto const& e : it->second.history)
-        if (!e.id.empty() && e.id == last_id)
-          return e.seq;
+      }
+      im->trimmer_wake = next;
+      if (next == clock::time_point::max())
+        im->trimmer_cv.wait(lk);
+      else
+        im->trimmer_cv.wait_until(lk, next);
     }
-    return std::nullopt;
+  }
+
+  /// Where a last event id places a resume.
+  struct placement {
+    enum kind_type { at, earlier_run, unknown } kind = unknown;
+    std::uint64_t seq = 0; ///< for `at`: resume after this sequence number
+  };
+
+  /// Looks `last_id` up in the index of kept ids first (so a publisher's `2024-17` is found
+  /// like `order-17`), then reads it as a broker id. Never scans history.
+  placement locate_locked(std::string_view last_id) const {
+    if (!detail::plausible_last_event_id(last_id, max_last_event_id))
+      return {}; // never trust, never echo
+    if (auto seq = impl_->kept.find(last_id))
+      return {placement::at, *seq};
+    if (auto id = detail::parse_broker_id(last_id)) {
+      if (id->epoch == impl_->epoch && id->seq <= impl_->seq)
+        return {placement::at, id->seq}; // ours, though no longer kept (or of another topic)
+      if (id->epoch < impl_->epoch)
+        return {placement::earlier_run, 0};
+    }
+    return {}; // a future or made-up id, or a publisher's id no longer kept
   }
 
   resume_result replay_locked(std::vector<std::string> const& topics, std::string_view last_id,
                               state_type& state) {
     trim_topics_locked(topics);
-    auto const from = locate_locked(topics, last_id);
-    bool gap = !from;
-    if (from)
+    auto const where = locate_locked(last_id);
+    char const* reason = nullptr;
+    switch (where.kind) {
+    case placement::unknown:
+      reason = "unknown-id";
+      break;
+    case placement::earlier_run:
+      reason = "restarted"; // and then all we have: it missed everything since the restart
+      break;
+    case placement::at:
       for (auto const& name : topics) {
         auto it = impl_->topics.find(name);
-        if (it != impl_->topics.end() && it->second.trimmed_upto > *from)
-          gap = true; // something after `from` was trimmed: we cannot give it back
+        if (it != impl_->topics.end() && it->second.history.trimmed_upto > where.seq)
+          reason = "too-old"; // something after it is gone: we cannot give it back
       }
-    if (gap) {
+      break;
+    }
+    if (reason) {
       if constexpr (std::is_same_v<Message, frame>)
-        state.backlog.push_back(reset_frame(!from ? "unknown-id" : "too-old"));
+        state.backlog.push_back(reset_frame(reason));
+      if (where.kind == placement::earlier_run)
+        collect_locked(topics, 0, state);
       return resume_result::reset;
     }
-    collect_locked(topics, *from, state);
+    collect_locked(topics, where.seq, state);
     return resume_result::replayed;
   }
 
@@ -724,14 +910,14 @@ private:
       auto it = impl_->topics.find(name);
       if (it == impl_->topics.end())
         continue;
-      auto const& h = it->second.history;
+      auto const& h = it->second.history.entries;
       auto first = std::upper_bound(h.begin(), h.end(), from,
                                     [](std::uint64_t v, auto const& e) { return v < e.seq; });
       for (; first != h.end(); ++first)
         found.push_back(&*first);
     }
     std::sort(found.begin(), found.end(), [](auto* a, auto* b) { return a->seq < b->seq; });
-    state.backlog.reserve(found.size());
+    state.backlog.reserve(state.backlog.size() + found.size());
     for (auto* e : found)
       state.backlog.push_back(e->message);
   }
@@ -744,18 +930,6 @@ private:
     if (impl_->seq != 0)
       ev.id(make_id(impl_->seq));
     return frame(ev);
-  }
-
-  static bool parse_u64(std::string_view s, std::uint64_t& out) {
-    if (s.empty() || s.size() > 19)
-      return false;
-    out = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9')
-        return false;
-      out = out * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return true;
   }
 
   std::shared_ptr<impl> impl_;

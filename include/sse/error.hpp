@@ -1,8 +1,12 @@
 #pragma once
 
-/// Error codes reported through `std::error_code` in async completions.
+/// Error codes reported through `std::error_code` in async completions, and the exceptions
+/// the library throws for inputs it refuses.
 
+#include <cstddef>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace sse {
@@ -47,6 +51,26 @@ inline std::error_category const& error_category() noexcept {
 inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), error_category()};
 }
+
+/// A message refused because it is larger than the broker's `max_message_bytes`: nothing was
+/// queued, dropped, evicted or kept in history. A publisher answers it (e.g. HTTP 413).
+class message_too_large : public std::length_error {
+public:
+  /// `where` names the refusing call, e.g. "sse::broker::publish".
+  message_too_large(std::string_view where, std::size_t size, std::size_t limit)
+      : std::length_error(std::string(where) + ": a message of " + std::to_string(size) +
+                          " bytes is larger than max_message_bytes (" + std::to_string(limit) +
+                          ")"),
+        size_(size), limit_(limit) {}
+
+  /// Bytes of the refused message.
+  std::size_t size() const noexcept { return size_; }
+  /// The bound it exceeded.
+  std::size_t limit() const noexcept { return limit_; }
+
+private:
+  std::size_t size_, limit_;
+};
 
 } // namespace sse
 

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -67,6 +66,12 @@ public:
                           std::size_t& discarded) {
     if (ended())
       return push_result::dropped;
+    if (size > limits.max_bytes) {
+      // It could never fit: skip it for this subscriber alone. It says nothing about how fast
+      // this subscriber reads, so it neither evicts it nor discards what it has queued.
+      ++dropped, ++discarded;
+      return push_result::dropped;
+    }
     if (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes) {
       switch (limits.policy) {
       case overflow_policy::evict:
@@ -82,11 +87,7 @@ public:
         while (!queue.empty() &&
                (queue.size() + 1 > limits.max_messages || queued_bytes + size > limits.max_bytes))
           take_front_locked(), ++dropped, ++discarded;
-        if (queued_bytes + size > limits.max_bytes) { // larger than the whole byte budget
-          ++dropped, ++discarded;
-          return push_result::dropped;
-        }
-        break;
+        break; // size <= max_bytes, so it fits once the queue is empty
       }
     }
     queue.push_back(m);
@@ -213,27 +214,6 @@ public:
 
   // Guarded by the broker's lock, not by `mutex`.
   std::vector<slot> slots;
-};
-
-template <class Message>
-struct history_entry {
-  std::uint64_t seq; ///< broker-wide publish order
-  std::string id;    ///< the event id clients see ("" if the message carries none we know)
-  Message message;
-  std::size_t bytes;
-  std::chrono::steady_clock::time_point at;
-};
-
-template <class Message>
-struct topic_entry {
-  std::string name;
-  std::vector<subscriber_state<Message>*> subscribers;
-  std::deque<history_entry<Message>> history;
-  std::size_t history_bytes = 0;
-  /// Highest sequence number trimmed from `history`: a client that last saw an older one
-  /// missed something we no longer have.
-  std::uint64_t trimmed_upto = 0;
-  bool keeps_history = false; ///< once true the entry stays, so `trimmed_upto` is never lost
 };
 
 } // namespace detail
