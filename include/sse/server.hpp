@@ -117,7 +117,7 @@ public:
     for (auto& w : workers_)
       w->start();
     for (auto& w : workers_)
-      threads_.emplace_back([this, &w = *w] { run(w); });
+      threads_.emplace_back([&w = *w] { run(w); });
     for (auto const& t : threads_)
       thread_ids_.push_back(t.get_id());
     started_ = true;
