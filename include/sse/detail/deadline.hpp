@@ -20,6 +20,14 @@ deadline_after(std::chrono::steady_clock::time_point at, std::chrono::millisecon
   return at + dd;
 }
 
+/// The longest wait the server takes literally; its options clamp anything longer to it (a
+/// century, "never"), so that neither `now + d` nor `now - then >= d` can overflow.
+inline constexpr std::chrono::milliseconds max_wait = std::chrono::hours(24 * 365 * 100);
+
+inline std::chrono::milliseconds clamp_wait(std::chrono::milliseconds d) noexcept {
+  return d > max_wait ? max_wait : d;
+}
+
 /// `a + b` for non-negative durations, saturating at `milliseconds::max()`.
 inline std::chrono::milliseconds saturating_add(std::chrono::milliseconds a,
                                                 std::chrono::milliseconds b) noexcept {

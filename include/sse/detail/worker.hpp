@@ -3,6 +3,7 @@
 // One I/O thread of the server: its io_context, its connections, one timer for all of their
 // deadlines and heartbeats, and the streams woken by publishers.
 
+#include <sse/detail/deadline.hpp>
 #include <sse/detail/router.hpp>
 #include <sse/server_options.hpp>
 
@@ -26,14 +27,6 @@
 namespace sse::detail {
 
 using clock = std::chrono::steady_clock;
-
-/// The longest wait the server takes literally; anything longer means "never" and is clamped
-/// to it, so that `now + d` cannot overflow (milliseconds::max() does, in nanoseconds).
-inline constexpr std::chrono::milliseconds max_wait = std::chrono::hours(24 * 365 * 100);
-
-inline std::chrono::milliseconds clamp_wait(std::chrono::milliseconds d) noexcept {
-  return d > max_wait ? max_wait : d;
-}
 
 /// An IMF-fixdate (RFC 9110 section 5.6.7) for the `Date` header; locale-independent.
 inline std::string http_date(std::time_t t) {
