@@ -7,17 +7,28 @@ ensure_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing Debian packages: ${missing[*]}" >&2
-  local sudo=""
+  echo "installing Debian packages (a few minutes on a fresh machine): ${missing[*]}" >&2
+  local sudo="" log
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  log=$(mktemp)
+  # apt's output goes to a log, shown only when it fails.
+  if ! { $sudo apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+           "${missing[@]}"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "apt-get failed installing: ${missing[*]}" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+  echo "installed: ${missing[*]}" >&2
 }
 
 # ensure_node_modules DIR: npm ci in DIR when its node_modules is missing or older than the lock.
 ensure_node_modules() {
   local dir=$1
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "installing npm packages in $dir (package-lock.json)" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules"
   fi
 }
