@@ -9,7 +9,10 @@ ensure_packages() {
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "installing Debian packages (a few minutes on a fresh machine): ${missing[*]}" >&2
   local sudo="" log
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "run as root, or install sudo, to install them" >&2; return 1; }
+    sudo="sudo"
+  fi
   log=$(mktemp)
   # apt's output goes to a log, shown only when it fails.
   if ! { $sudo apt-get update -qq &&
