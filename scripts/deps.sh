@@ -7,17 +7,31 @@ ensure_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing Debian packages: ${missing[*]}" >&2
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "installing Debian packages (a few minutes on a fresh machine): ${missing[*]}" >&2
+  local sudo="" log
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "run as root, or install sudo, to install them" >&2; return 1; }
+    sudo="sudo"
+  fi
+  log=$(mktemp)
+  # apt's output goes to a log, shown only when it fails.
+  if ! { $sudo apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+           "${missing[@]}"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "apt-get failed installing: ${missing[*]}" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+  echo "installed: ${missing[*]}" >&2
 }
 
 # ensure_node_modules DIR: npm ci in DIR when its node_modules is missing or older than the lock.
 ensure_node_modules() {
   local dir=$1
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "installing npm packages in $dir (package-lock.json)" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules"
   fi
 }
@@ -30,5 +44,8 @@ ensure_node() {
 
 SSE_BUILD_PACKAGES=(cmake make g++ libasio-dev nlohmann-json3-dev)
 SSE_TEST_PACKAGES=(catch2 clang curl chromium nginx libbenchmark-dev python3-requests)
-# libFuzzer and the sanitizer runtimes are in libclang-rt-14-dev, only a recommendation of clang.
+# clang's sanitizer runtime is only a Recommends (of libclang-common-14-dev, under clang);
+# python3 picks free ports in tests.
+SSE_TEST_PACKAGES+=(libclang-rt-14-dev python3)
+# libFuzzer is in libclang-rt-14-dev too.
 SSE_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

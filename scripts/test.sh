@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds sse and runs every test (unit, integration, package, examples, browser).
-# Installs the Debian and npm packages it needs when they are missing.
+# Installs the Debian packages it needs when they are missing (ctest then installs the npm ones).
 #   CXX=clang++           compiler (default g++)
 #   SSE_CXX_STANDARD=20   C++ standard (default 17)
 #   SSE_SANITIZE=thread   or address,undefined
@@ -10,7 +10,6 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_packages "${SSE_BUILD_PACKAGES[@]}" "${SSE_TEST_PACKAGES[@]}"
 ensure_node
-ensure_node_modules tests/browser
 
 build=${SSE_BUILD_DIR:-build/test}
 flags=""
