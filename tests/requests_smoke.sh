@@ -5,6 +5,7 @@ chat=$1
 python=${SSE_PYTHON:-/usr/bin/python3}
 if ! "$python" -c 'import requests' 2>/dev/null; then
   echo "SKIP: $python has no 'requests' (Debian package python3-requests)"
+  [ -n "${SSE_CI:-}" ] && { echo "SSE_CI is set: failing instead of skipping"; exit 1; }
   exit 77
 fi
 out=$(mktemp)
