@@ -65,17 +65,32 @@ async function readEvents(url, { headers = {}, until, timeout = 20_000 }) {
   }
 }
 
-/** Polls the page until every task is done, recording the percentages each one showed. */
+/**
+ * Records in the page every percentage each task shows, as the DOM changes: polling from the
+ * test would miss the ones a loaded machine (a sanitizer build) shows between two polls.
+ */
+const recordPercentages = (page) => page.evaluate(() => {
+  window.__seen = {};
+  const record = () => {
+    for (const e of document.querySelectorAll('#tasks .task')) {
+      const pct = e.querySelector('.pct')?.textContent;
+      (window.__seen[e.dataset.id] ||= []).includes(pct) || window.__seen[e.dataset.id].push(pct);
+    }
+  };
+  new MutationObserver(record).observe(document.getElementById('tasks'),
+    { subtree: true, childList: true, characterData: true, attributes: true });
+});
+
+/** Polls the page until every task is done; `seen`: id -> the percentages it showed. */
 async function watchUntilDone(page, count, timeout = 30_000) {
-  const seen = new Map(); // id -> Set of percentages shown
   const end = performance.now() + timeout;
   for (;;) {
     const tasks = await readTasks(page);
-    for (const t of tasks) {
-      if (!seen.has(t.id)) seen.set(t.id, new Set());
-      seen.get(t.id).add(t.pct);
+    if (tasks.length === count && tasks.every((t) => t.state === 'done')) {
+      const recorded = await page.evaluate(() => window.__seen || {});
+      const seen = new Map(Object.entries(recorded).map(([id, pcts]) => [id, new Set(pcts)]));
+      return { tasks, seen };
     }
-    if (tasks.length === count && tasks.every((t) => t.state === 'done')) return { tasks, seen };
     if (performance.now() > end) throw new Error(`tasks not done after ${timeout} ms: ${JSON.stringify(tasks)}`);
     await sleep(15);
   }
@@ -100,6 +115,7 @@ describe('progress example in a browser', { timeout: 150_000 }, () => {
     async (t) => {
       const { context, page } = await openPage(browser, server.url, { viewport: { width: 900, height: 560 } });
       contexts.push(context);
+      await recordPercentages(page);
       const t0 = performance.now();
       await page.click('#start3');
       await page.waitForFunction(() => document.querySelectorAll('#tasks .task').length === 3);
@@ -144,6 +160,7 @@ describe('progress example in a browser', { timeout: 150_000 }, () => {
       // task would sit in "connecting" (and POST /tasks behind it) until others end.
       const { context, page } = await openPage(browser, server.url, { init: countEventSources });
       contexts.push(context);
+      await recordPercentages(page);
       await page.fill('#count', '10');
       await page.click('#start');
       await page.waitForFunction(() => {
