@@ -7,6 +7,7 @@
 #include <sse/detail/worker.hpp>
 #include <sse/server_options.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -29,6 +30,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace sse {
@@ -40,17 +42,23 @@ namespace sse {
 /// live on any thread.
 class server {
 public:
+  /// A synchronous handler: runs on the connection's I/O thread, must not block, answers by
+  /// returning.
   using handler = std::function<response(request&)>;
+  /// An asynchronous handler: returns at once and answers later, from any thread, through the
+  /// responder (after a database or auth call, for example).
+  using async_handler = std::function<void(request&, responder)>;
 
   explicit server(server_options options = {}) : options_(std::move(options)) {
     if (options_.threads == 0)
       throw std::invalid_argument("sse::server: threads must be at least 1");
     if (options_.heartbeat.count() <= 0 || options_.write_timeout.count() <= 0 ||
         options_.header_timeout.count() <= 0 || options_.body_timeout.count() <= 0 ||
-        options_.idle_timeout.count() <= 0)
+        options_.idle_timeout.count() <= 0 || options_.handler_timeout.count() <= 0)
       throw std::invalid_argument("sse::server: timeouts must be positive");
     for (auto* d : {&options_.header_timeout, &options_.body_timeout, &options_.idle_timeout,
                     &options_.write_timeout, &options_.heartbeat, &options_.stop_timeout,
+                    &options_.handler_timeout,
                     &options_.retry, &options_.retry_jitter})
       *d = detail::clamp_wait(*d);
     if (options_.max_connections == 0)
@@ -81,13 +89,26 @@ public:
   }
 
   /// Adds a route. `path` is exact, or has `{name}` segments (`/tasks/{id}/events`) read with
-  /// `request::param`. Must be called before `start`.
-  server& route(std::string method, std::string path, handler h) {
+  /// `request::param`. `h` is either synchronous, `response(request&)`, or asynchronous,
+  /// `void(request&, responder)` (see `responder`). Must be called before `start`.
+  template <class Handler>
+  server& route(std::string method, std::string path, Handler h) {
     if (started_)
       throw std::logic_error("sse::server::route: add routes before start()");
     if (path.empty() || path[0] != '/')
       throw std::invalid_argument("sse::server::route: path must start with '/'");
-    router_.add(std::move(method), std::move(path), std::move(h));
+    detail::router::handler rh;
+    if constexpr (std::is_invocable_r_v<response, Handler&, request&>) {
+      rh.sync = std::move(h);
+    } else {
+      static_assert(std::is_invocable_v<Handler&, request&, responder>,
+                    "sse::server::route: a handler is response(sse::request&) or "
+                    "void(sse::request&, sse::responder)");
+      rh.async = std::move(h);
+    }
+    if (!rh.sync && !rh.async)
+      throw std::invalid_argument("sse::server::route: empty handler");
+    router_.add(std::move(method), std::move(path), std::move(rh));
     return *this;
   }
 

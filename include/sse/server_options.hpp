@@ -41,7 +41,12 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{60000};   ///< keep-alive connection with no request: closed
   std::chrono::milliseconds write_timeout{30000};  ///< a write that makes no progress: closed
   std::chrono::milliseconds heartbeat{15000};      ///< comment sent on an idle stream
-  std::chrono::milliseconds stop_timeout{5000};    ///< stop() waits this long to flush streams
+  /// An asynchronous handler that has not answered within this gets 503 for its client; a
+  /// later answer is dropped.
+  std::chrono::milliseconds handler_timeout{30000};
+  /// stop() waits this long for asynchronous handlers to answer, then as long again for
+  /// streams to flush.
+  std::chrono::milliseconds stop_timeout{5000};
 
   /// `retry:` sent when a stream opens (0: not sent), plus a random 0..retry_jitter per stream
   /// so that thousands of clients dropped at once do not come back in the same millisecond.

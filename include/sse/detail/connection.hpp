@@ -9,6 +9,7 @@
 #include <sse/detail/worker.hpp>
 #include <sse/frame.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 #include <sse/server_options.hpp>
 
 #include <asio/io_context.hpp>
@@ -26,6 +27,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -38,6 +40,32 @@ inline frame const& heartbeat_frame() {
   static frame const f(std::string_view(": \n\n"));
   return f;
 }
+
+class connection;
+
+/// One request waiting for its asynchronous handler: what the handler's responder completes.
+/// Shared by the connection and the responder, so the request outlives neither.
+class async_exchange final : public pending_answer,
+                             public std::enable_shared_from_this<async_exchange> {
+public:
+  async_exchange(std::weak_ptr<connection> c, std::shared_ptr<post_gate> g, sse::request r)
+      : request(std::move(r)), conn_(std::move(c)), gate_(std::move(g)) {}
+
+  void answer(response&& r) noexcept override { deliver(std::optional<response>(std::move(r))); }
+  void abandon() noexcept override { deliver(std::nullopt); }
+  bool waiting() const noexcept override { return waiting_.load(); }
+  /// The connection stopped waiting (answered, timed out, or the client left).
+  void finish() noexcept { waiting_ = false; }
+
+  sse::request request;
+
+private:
+  void deliver(std::optional<response> r) noexcept;
+
+  std::weak_ptr<connection> conn_;
+  std::shared_ptr<post_gate> gate_;
+  std::atomic<bool> waiting_{true};
+};
 
 class connection final : public std::enable_shared_from_this<connection>, private waiter {
 public:
@@ -90,9 +118,29 @@ public:
       if (now >= deadline_)
         close();
       break;
+    case phase::awaiting:
+      if (now >= deadline_ || (w_.refusing && now >= w_.refuse_deadline))
+        give_up_waiting();
+      break;
     case phase::writing:
     case phase::closed:
       break;
+    }
+  }
+
+  /// On the worker's thread: the asynchronous handler answered `ex` (or dropped it: nullopt).
+  void on_answer(async_exchange& ex, std::optional<response> r) {
+    if (phase_ != phase::awaiting || exchange_.get() != &ex)
+      return; // too late: timed out, client gone, or already answered
+    auto const keep = stop_waiting();
+    if (!r) {
+      w_.report("the handler of " + keep->request.method() + " " + keep->request.path() +
+                " dropped its responder without answering");
+      respond(response::text(500, "internal server error\n"), false);
+    } else if (r->is_stream()) {
+      start_stream(*r, keep->request);
+    } else {
+      respond(*r, keep_alive_);
     }
   }
 
@@ -104,6 +152,7 @@ public:
         close(); // idle: nothing to answer
       break;     // else its request gets 503 when complete, or stop_timeout ends it
     case phase::writing:
+    case phase::awaiting: // answered, or 503 at the stop deadline
       keep_alive_ = false;
       break;
     case phase::streaming:
@@ -118,6 +167,8 @@ public:
   void close() {
     if (phase_ == phase::closed)
       return;
+    if (phase_ == phase::awaiting)
+      stop_waiting(); // a late answer is dropped
     phase_ = phase::closed;
     release_source();
     std::error_code ec;
@@ -129,7 +180,7 @@ public:
   connection* next = nullptr;
 
 private:
-  enum class phase { reading, writing, streaming, lingering, closed };
+  enum class phase { reading, awaiting, writing, streaming, lingering, closed };
   static constexpr std::size_t read_size = 4096;
   /// Frames per gather write: Asio passes at most 64 buffers to one writev, and the head,
   /// a chunk-size line and the chunk's CRLF take three.
@@ -242,9 +293,13 @@ private:
       return;
     }
     req.set_params(std::move(m.params));
+    if (m.h->async) {
+      begin_async(std::move(req), m.h->async);
+      return;
+    }
     response res;
     try {
-      res = (*m.h)(req);
+      res = m.h->sync(req);
     } catch (http_error const& e) {
       int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
       respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
@@ -260,6 +315,76 @@ private:
       start_stream(res, req);
     else
       respond(res, keep_alive_);
+  }
+
+  // --- asynchronous handlers ------------------------------------------------------------
+  void begin_async(sse::request&& req, std::function<void(sse::request&, sse::responder)> const& h) {
+    auto ex = std::make_shared<async_exchange>(weak_from_this(), w_.gate, std::move(req));
+    exchange_ = ex;
+    phase_ = phase::awaiting;
+    ++w_.awaiting;
+    deadline_ = clock::now() + w_.opts.handler_timeout;
+    try {
+      h(ex->request, sse::responder(ex)); // an answer is posted, never handled in here
+    } catch (http_error const& e) {
+      if (exchange_ == ex) {
+        stop_waiting();
+        int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
+        respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
+      }
+      return;
+    } catch (std::exception const& e) {
+      if (exchange_ == ex) {
+        stop_waiting();
+        handler_failed(ex->request, e.what());
+      }
+      return;
+    } catch (...) {
+      if (exchange_ == ex) {
+        stop_waiting();
+        handler_failed(ex->request, "an exception not derived from std::exception");
+      }
+      return;
+    }
+    if (phase_ == phase::awaiting)
+      watch_peer();
+  }
+
+  /// Leaves the awaiting phase; returns the exchange, which no later answer can complete.
+  std::shared_ptr<async_exchange> stop_waiting() {
+    auto ex = std::move(exchange_);
+    ex->finish();
+    phase_ = phase::reading; // whoever called decides what comes next
+    w_.answered();
+    return ex;
+  }
+
+  void give_up_waiting() {
+    auto const ex = stop_waiting();
+    w_.report("the handler of " + ex->request.method() + " " + ex->request.path() +
+              " did not answer in time");
+    respond(response::text(503, "the server did not answer in time\n").header("Retry-After", "5"),
+            false);
+  }
+
+  /// While the handler works: notice a client that leaves (EOF, reset) without reading what
+  /// it may have pipelined, which waits for its turn.
+  void watch_peer() {
+    sock_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this(), ex = std::weak_ptr<async_exchange>(exchange_)](
+                         std::error_code ec) { self->on_peer_readable(ec, ex.lock()); });
+  }
+
+  void on_peer_readable(std::error_code ec, std::shared_ptr<async_exchange> const& ex) {
+    if (phase_ != phase::awaiting || !ex || exchange_ != ex)
+      return;
+    if (!ec) {
+      char byte;
+      std::size_t const n = sock_.receive(asio::buffer(&byte, 1), asio::socket_base::message_peek, ec);
+      if (!ec && n == 1)
+        return; // a pipelined request: the client is there, and its bytes stay unread
+    }
+    close(); // EOF or reset: the client left; the late answer will be dropped
   }
 
   /// The handler threw: 500 for this request only, and the cause to the error log.
@@ -656,6 +781,7 @@ private:
   std::string out_;
   std::shared_ptr<sse::subscription> sub_;
   std::shared_ptr<subscriber_state<frame>> queue_;
+  std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
   char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
@@ -727,9 +853,9 @@ inline void worker::drain_ready() {
 
 inline void worker::schedule_sweep() {
   auto period = std::min({opts.heartbeat, opts.write_timeout, opts.header_timeout,
-                          opts.body_timeout, opts.idle_timeout}) / 4;
+                          opts.body_timeout, opts.idle_timeout, opts.handler_timeout}) / 4;
   period = std::clamp(period, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
-  if (stopping)
+  if (refusing)
     period = std::min(period, std::chrono::milliseconds(50));
   sweep_timer.expires_after(period);
   sweep_timer.async_wait([this](std::error_code ec) {
@@ -750,14 +876,33 @@ inline void worker::sweep() {
   schedule_sweep();
 }
 
+inline void async_exchange::deliver(std::optional<response> r) noexcept {
+  try {
+    gate_->post([self = shared_from_this(), r = std::move(r)]() mutable {
+      if (auto c = self->conn_.lock())
+        c->on_answer(*self, std::move(r));
+    });
+  } catch (...) { // out of memory: the request times out instead
+  }
+}
+
 inline std::future<void> worker::refuse() {
-  auto done = std::make_shared<std::promise<void>>();
+  auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
   asio::post(io, [this, done] {
     refusing = true;
-    done->set_value();
+    refuse_deadline = clock::now() + opts.stop_timeout;
+    done->set_value(refused_.get_future());
+    check_refused();
   });
-  return f;
+  return f.get();
+}
+
+inline void worker::check_refused() {
+  if (refusing && !refused_set_ && awaiting == 0) {
+    refused_set_ = true;
+    refused_.set_value();
+  }
 }
 
 inline std::future<void> worker::shut_down() {

@@ -4,6 +4,7 @@
 
 #include <sse/detail/http_parser.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 
 #include <functional>
 #include <string>
@@ -17,7 +18,12 @@ namespace sse::detail {
 /// goes to the path's `HEAD` route, else to its `GET` route (the server sends no body).
 class router {
 public:
-  using handler = std::function<response(sse::request&)>;
+  /// A route's handler: synchronous (answers by returning) or asynchronous (answers through
+  /// the responder, later, from any thread). Exactly one is set.
+  struct handler {
+    std::function<response(sse::request&)> sync;
+    std::function<void(sse::request&, sse::responder)> async;
+  };
 
   void add(std::string method, std::string const& path, handler h) {
     route r;

@@ -44,6 +44,30 @@ inline std::string http_date(std::time_t t) {
 
 class connection;
 
+/// Lets other threads post to a worker's io_context only while the worker exists: a responder
+/// may outlive the server.
+class post_gate {
+public:
+  explicit post_gate(asio::io_context& io) : io_(&io) {}
+  /// Posts `f` unless the worker is gone; false if it was not posted.
+  template <class F>
+  bool post(F&& f) {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!io_)
+      return false;
+    asio::post(*io_, std::forward<F>(f));
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lk(m_);
+    io_ = nullptr;
+  }
+
+private:
+  std::mutex m_;
+  asio::io_context* io_;
+};
+
 /// One I/O thread's io_context and everything it owns.
 ///
 /// Stopping has two phases, each run on every worker before the next begins: `refuse` (new
@@ -53,7 +77,11 @@ class connection;
 class worker {
 public:
   worker(server_options const& o, router const& r, std::atomic<std::size_t>& live)
-      : io(1), opts(o), routes(r), live_connections(live), sweep_timer(io) {}
+      : io(1), opts(o), routes(r), live_connections(live), gate(std::make_shared<post_gate>(io)),
+        sweep_timer(io) {}
+  worker(worker const&) = delete;
+  worker& operator=(worker const&) = delete;
+  ~worker() { gate->close(); }
 
   void start();
   void adopt(asio::ip::tcp::socket s);
@@ -66,8 +94,14 @@ public:
       asio::post(io, [this] { drain_ready(); });
     }
   }
-  /// From any thread: requests from now on get 503; ready once the worker has taken it in.
+  /// From any thread: requests from now on get 503; ready once no asynchronous handler of
+  /// this worker is still to answer (each gets until `stop_timeout`).
   std::future<void> refuse();
+  /// A connection stopped waiting for an asynchronous answer.
+  void answered() {
+    --awaiting;
+    check_refused();
+  }
   /// From any thread: flush and close every connection; the future is ready when all are gone.
   std::future<void> shut_down();
 
@@ -100,7 +134,10 @@ public:
   server_options const& opts;
   router const& routes;
   std::atomic<std::size_t>& live_connections;
-  bool refusing = false; ///< stop's first phase: requests get 503
+  std::shared_ptr<post_gate> gate;
+  std::size_t awaiting = 0; ///< connections waiting for an asynchronous handler's answer
+  bool refusing = false;    ///< stop's first phase: requests get 503
+  clock::time_point refuse_deadline; ///< until then stop waits for asynchronous answers
   bool stopping = false; ///< stop's second phase: streams drain, then everything closes
   clock::time_point stop_deadline;
   std::minstd_rand rng{std::random_device{}()};
@@ -110,6 +147,7 @@ private:
   void schedule_sweep();
   void sweep();
   void check_drained();
+  void check_refused();
 
   asio::steady_timer sweep_timer;
   connection* head_ = nullptr;
@@ -118,6 +156,8 @@ private:
   bool drain_posted_ = false;
   std::promise<void> drained_;
   bool drained_set_ = false;
+  std::promise<void> refused_;
+  bool refused_set_ = false;
   std::time_t date_at_ = 0;
   std::string date_;
 };
