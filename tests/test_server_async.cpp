@@ -296,3 +296,75 @@ TEST_CASE("a responder kept past the server's end is harmless", "[server][async]
   kept.send(sse::response::text(200, "after the end\n"));
   kept = sse::responder(); // and its last copy goes
 }
+
+TEST_CASE("server runs on the application's io_context and its two threads", "[server][async][embed]") {
+  asio::io_context io;
+  auto work = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      io.get_executor());
+  std::vector<std::thread> app_threads;
+  for (int i = 0; i < 2; ++i)
+    app_threads.emplace_back([&] { io.run(); });
+
+  sse::broker broker;
+  auto o = test_options();
+  o.threads = 2; // two strands on the application's io_context
+  auto srv = std::make_unique<sse::server>(io, o);
+  srv->route("GET", "/ping", [](sse::request&) { return sse::response::text(200, "pong\n"); });
+  srv->route("GET", "/listen", [&](sse::request&) { return sse::response::stream(broker.subscribe("")); });
+  srv->route("GET", "/stop-inline", [&](sse::request&) {
+    try {
+      srv->stop();
+    } catch (std::logic_error const& e) {
+      return sse::response::text(200, e.what());
+    }
+    return sse::response::text(200, "stop() returned inside the server");
+  });
+  srv->route("GET", "/later", [&](sse::request&, sse::responder res) {
+    asio::post(io, [res]() mutable { res.send(sse::response::text(200, "later\n")); });
+  });
+  srv->start();
+  auto const port = srv->port();
+
+  std::vector<std::unique_ptr<stream_client>> streams;
+  for (int i = 0; i < 4; ++i) {
+    streams.push_back(std::make_unique<stream_client>(port, "/listen"));
+    REQUIRE(streams.back()->ok());
+  }
+  REQUIRE(eventually([&] { return broker.stats().subscribers == 4; }));
+  constexpr std::size_t n = 100;
+  publish_numbered(broker, n);
+  for (auto& s : streams) {
+    REQUIRE(s->wait_events(n));
+    CHECK(first_mismatch(s->events()) == n);
+  }
+  client c(port);
+  REQUIRE(c.send(get("/later") + get("/ping") + get("/stop-inline")));
+  for (char const* body : {"later\n", "pong\n"}) {
+    auto r = read_response(c);
+    REQUIRE(r);
+    CHECK(r->body == body);
+  }
+  auto r = read_response(c);
+  REQUIRE(r);
+  CHECK(r->body.find("request_stop") != std::string::npos);
+
+  srv->stop();
+  for (auto& s : streams) {
+    CHECK(s->wait_closed());
+    CHECK(s->chunks.finished());
+  }
+  CHECK(srv->connections() == 0);
+  CHECK_FALSE(can_connect(port));
+  // The application's io_context runs on, and nothing of the server is left on it: once the
+  // application lets go of its own work, run() returns in both threads.
+  std::promise<void> ran;
+  asio::post(io, [&] { ran.set_value(); });
+  CHECK(ran.get_future().wait_for(2s) == std::future_status::ready);
+  srv.reset();
+  work.reset();
+  auto joined = std::async(std::launch::async, [&] {
+    for (auto& t : app_threads)
+      t.join();
+  });
+  REQUIRE(joined.wait_for(3s) == std::future_status::ready);
+}

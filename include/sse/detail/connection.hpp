@@ -859,7 +859,7 @@ inline void worker::schedule_sweep() {
     period = std::min(period, std::chrono::milliseconds(50));
   sweep_timer.expires_after(period);
   sweep_timer.async_wait([this](std::error_code ec) {
-    if (!ec)
+    if (!ec && !finished)
       sweep();
   });
 }
@@ -889,7 +889,7 @@ inline void async_exchange::deliver(std::optional<response> r) noexcept {
 inline std::future<void> worker::refuse() {
   auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
-  asio::post(io, [this, done] {
+  asio::post(ex, [this, done] {
     refusing = true;
     refuse_deadline = clock::now() + opts.stop_timeout;
     done->set_value(refused_.get_future());
@@ -908,7 +908,7 @@ inline void worker::check_refused() {
 inline std::future<void> worker::shut_down() {
   auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
-  asio::post(io, [this, done] {
+  asio::post(ex, [this, done] {
     refusing = stopping = true;
     stop_deadline = clock::now() + opts.stop_timeout;
     done->set_value(drained_.get_future());
@@ -921,6 +921,20 @@ inline std::future<void> worker::shut_down() {
     check_drained();
   });
   return f.get();
+}
+
+inline std::future<void> worker::finish() {
+  gate->close();
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  asio::post(ex, [this, done] {
+    finished = true;
+    sweep_timer.cancel();
+    // Posted behind the completions that closing and cancelling queued: once this runs, no
+    // handler of ours is left on the executor.
+    asio::post(ex, [done] { done->set_value(); });
+  });
+  return f;
 }
 
 inline void worker::check_drained() {

@@ -7,6 +7,7 @@
 #include <sse/detail/router.hpp>
 #include <sse/server_options.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
@@ -44,31 +45,33 @@ inline std::string http_date(std::time_t t) {
 
 class connection;
 
-/// Lets other threads post to a worker's io_context only while the worker exists: a responder
-/// may outlive the server.
+/// Lets other threads post to a worker only while it exists: a responder may outlive the
+/// server.
 class post_gate {
 public:
-  explicit post_gate(asio::io_context& io) : io_(&io) {}
+  explicit post_gate(asio::any_io_executor ex) : ex_(std::move(ex)) {}
   /// Posts `f` unless the worker is gone; false if it was not posted.
   template <class F>
   bool post(F&& f) {
     std::lock_guard<std::mutex> lk(m_);
-    if (!io_)
+    if (!open_)
       return false;
-    asio::post(*io_, std::forward<F>(f));
+    asio::post(ex_, std::forward<F>(f));
     return true;
   }
   void close() {
     std::lock_guard<std::mutex> lk(m_);
-    io_ = nullptr;
+    open_ = false;
   }
 
 private:
   std::mutex m_;
-  asio::io_context* io_;
+  asio::any_io_executor ex_;
+  bool open_ = true;
 };
 
-/// One I/O thread's io_context and everything it owns.
+/// One I/O thread's share of the server: everything it owns runs on one executor, `ex` (the
+/// server's own io_context for that thread, or a strand of the application's io_context).
 ///
 /// Stopping has two phases, each run on every worker before the next begins: `refuse` (new
 /// requests get 503; once every worker has run it, no handler is running or will run, so
@@ -76,9 +79,10 @@ private:
 /// and end, idle connections close).
 class worker {
 public:
-  worker(server_options const& o, router const& r, std::atomic<std::size_t>& live)
-      : io(1), opts(o), routes(r), live_connections(live), gate(std::make_shared<post_gate>(io)),
-        sweep_timer(io) {}
+  worker(asio::any_io_executor e, server_options const& o, router const& r,
+         std::atomic<std::size_t>& live)
+      : ex(std::move(e)), opts(o), routes(r), live_connections(live),
+        gate(std::make_shared<post_gate>(ex)), sweep_timer(ex) {}
   worker(worker const&) = delete;
   worker& operator=(worker const&) = delete;
   ~worker() { gate->close(); }
@@ -91,7 +95,7 @@ public:
     ready_.push_back(std::move(c));
     if (!drain_posted_) {
       drain_posted_ = true;
-      asio::post(io, [this] { drain_ready(); });
+      asio::post(ex, [this] { drain_ready(); });
     }
   }
   /// From any thread: requests from now on get 503; ready once no asynchronous handler of
@@ -104,6 +108,9 @@ public:
   }
   /// From any thread: flush and close every connection; the future is ready when all are gone.
   std::future<void> shut_down();
+  /// From any thread, after shut_down: no more timers, no more posts from responders; the
+  /// future is ready once everything queued on `ex` before it has run.
+  std::future<void> finish();
 
   void link(connection* c);
   void unlink(connection* c);
@@ -130,7 +137,7 @@ public:
     return date_;
   }
 
-  asio::io_context io;
+  asio::any_io_executor ex;
   server_options const& opts;
   router const& routes;
   std::atomic<std::size_t>& live_connections;
@@ -139,6 +146,7 @@ public:
   bool refusing = false;    ///< stop's first phase: requests get 503
   clock::time_point refuse_deadline; ///< until then stop waits for asynchronous answers
   bool stopping = false; ///< stop's second phase: streams drain, then everything closes
+  bool finished = false; ///< stopped: the sweep timer is not armed again
   clock::time_point stop_deadline;
   std::minstd_rand rng{std::random_device{}()};
 
