@@ -28,6 +28,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -126,6 +127,20 @@ public:
     if (!rh.sync && !rh.async)
       throw std::invalid_argument("sse::server::route: empty handler");
     router_.add(std::move(method), std::move(path), std::move(rh));
+    return *this;
+  }
+
+  /// Adds a hook that runs before routing, for every request, in the order added: for
+  /// authentication, logging, rate limits. It answers on its own by returning a response (401,
+  /// 403, 429, ...) or lets the request through with nullopt, having attached what it learned
+  /// (`request::set_attribute`) for the handler. It runs on the I/O thread and must not block;
+  /// throw `http_error` to answer with a status. Must be called before `start`.
+  server& before(std::function<std::optional<response>(request&)> hook) {
+    if (started_)
+      throw std::logic_error("sse::server::before: add hooks before start()");
+    if (!hook)
+      throw std::invalid_argument("sse::server::before: empty hook");
+    router_.add_hook(std::move(hook));
     return *this;
   }
 

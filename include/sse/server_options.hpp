@@ -8,8 +8,25 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sse {
+
+/// Cross-origin access for pages served from other origins (CORS). Off while `allow_origins`
+/// is empty.
+struct cors_options {
+  /// Origins allowed, exactly as browsers send them (`https://app.example.com`); "*": any.
+  std::vector<std::string> allow_origins;
+  /// Let pages send cookies (`EventSource(url, {withCredentials: true})`, `fetch` with
+  /// `credentials: "include"`); the origin is then echoed, never "*".
+  bool allow_credentials = false;
+  /// Request headers a page may send, beyond the CORS-safelisted ones.
+  std::vector<std::string> allow_headers = {"Last-Event-ID", "Content-Type", "Authorization"};
+  /// Response headers a page may read, beyond the safelisted ones.
+  std::vector<std::string> expose_headers;
+  /// How long a browser may cache a preflight answer.
+  std::chrono::seconds max_age{600};
+};
 
 /// The server's settings; every limit is bounded and configurable.
 struct server_options {
@@ -57,6 +74,8 @@ struct server_options {
   /// stream, an exception out of a completion handler. Empty: one line on stderr. Called on an
   /// I/O thread; must not throw.
   std::function<void(std::string_view)> error_log;
+
+  cors_options cors;
 };
 
 } // namespace sse

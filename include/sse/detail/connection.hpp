@@ -267,6 +267,7 @@ private:
   }
 
   void handle_request() {
+    origin_.clear();
     keep_alive_ = parser_->get().keep_alive();
     head_ = parser_->get().method == "HEAD";
     http10_ = parser_->get().version_minor == 0;
@@ -281,6 +282,19 @@ private:
       return;
     }
     sse::request req(parser_->release(), std::move(query), remote_);
+    if (auto o = req.header("Origin"))
+      origin_ = std::string(*o);
+    if (req.method() == "OPTIONS" && answer_options(req))
+      return;
+    for (auto const& hook : w_.routes.hooks()) {
+      std::optional<response> early;
+      if (!guarded(req, [&] { early = hook(req); }))
+        return;
+      if (early) { // the hook answered (401, 403, 429, ...)
+        answer(*early, req);
+        return;
+      }
+    }
     auto m = w_.routes.find(req.method(), req.path());
     if (!m.h) {
       if (m.bad_escape) {
@@ -298,23 +312,94 @@ private:
       return;
     }
     response res;
-    try {
-      res = m.h->sync(req);
-    } catch (http_error const& e) {
-      int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
-      respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
-      return;
-    } catch (std::exception const& e) {
-      handler_failed(req, e.what());
-      return;
-    } catch (...) {
-      handler_failed(req, "an exception not derived from std::exception");
-      return;
-    }
+    if (guarded(req, [&] { res = m.h->sync(req); }))
+      answer(res, req);
+  }
+
+  void answer(response& res, sse::request const& req) {
     if (res.is_stream())
       start_stream(res, req);
     else
       respond(res, keep_alive_);
+  }
+
+  /// Runs a handler or hook; if it throws, answers for it (an http_error with its status,
+  /// anything else 500 and a line in the error log) once `may_answer()` agrees, and returns
+  /// false.
+  template <class F, class G = bool (*)()>
+  bool guarded(sse::request const& req, F&& f, G&& may_answer = [] { return true; }) {
+    try {
+      f();
+      return true;
+    } catch (http_error const& e) {
+      if (may_answer()) {
+        int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
+        respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
+      }
+    } catch (std::exception const& e) {
+      if (may_answer())
+        handler_failed(req, e.what());
+    } catch (...) {
+      if (may_answer())
+        handler_failed(req, "an exception not derived from std::exception");
+    }
+    return false;
+  }
+
+  /// `OPTIONS` for a routed path the application does not answer itself: 204 with `Allow`,
+  /// and for a CORS preflight from an allowed origin the methods, headers and max age.
+  bool answer_options(sse::request const& req) {
+    std::string allow = w_.routes.allowed(req.path());
+    bool const preflight = !origin_.empty() && req.header("Access-Control-Request-Method");
+    if (allow.empty() || (!preflight && allow.find("OPTIONS") != std::string::npos))
+      return false; // unknown path (404), or the application's own OPTIONS route
+    if (allow.find("OPTIONS") == std::string::npos)
+      allow += ", OPTIONS";
+    response r(204);
+    r.header("Allow", allow);
+    auto const& cors = w_.opts.cors;
+    if (preflight && origin_allowed()) {
+      r.header("Access-Control-Allow-Methods", allow);
+      std::string headers;
+      for (auto const& h : cors.allow_headers)
+        headers += (headers.empty() ? "" : ", ") + h;
+      if (!headers.empty())
+        r.header("Access-Control-Allow-Headers", headers);
+      r.header("Access-Control-Max-Age", std::to_string(cors.max_age.count()));
+    }
+    respond(r, keep_alive_);
+    return true;
+  }
+
+  bool origin_allowed() const {
+    for (auto const& o : w_.opts.cors.allow_origins)
+      if (o == "*" || o == origin_)
+        return true;
+    return false;
+  }
+
+  /// The CORS fields of a response: none without CORS configured; `Vary: Origin` whenever the
+  /// answer depends on the origin; the rest only for an allowed one.
+  void append_cors() {
+    auto const& cors = w_.opts.cors;
+    if (cors.allow_origins.empty())
+      return;
+    bool const any = std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") !=
+                     cors.allow_origins.end();
+    bool const echo = cors.allow_credentials || !any;
+    if (echo)
+      append_header("Vary", "Origin");
+    if (origin_.empty() || !origin_allowed())
+      return;
+    append_header("Access-Control-Allow-Origin", echo ? std::string_view(origin_) : "*");
+    if (cors.allow_credentials)
+      append_header("Access-Control-Allow-Credentials", "true");
+    if (!cors.expose_headers.empty()) {
+      std::string exposed;
+      for (auto const& h : cors.expose_headers)
+        exposed += (exposed.empty() ? "" : ", ") + h;
+      append_header("Access-Control-Expose-Headers", exposed);
+    }
   }
 
   // --- asynchronous handlers ------------------------------------------------------------
@@ -324,29 +409,16 @@ private:
     phase_ = phase::awaiting;
     ++w_.awaiting;
     deadline_ = clock::now() + w_.opts.handler_timeout;
-    try {
-      h(ex->request, sse::responder(ex)); // an answer is posted, never handled in here
-    } catch (http_error const& e) {
-      if (exchange_ == ex) {
-        stop_waiting();
-        int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
-        respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
-      }
-      return;
-    } catch (std::exception const& e) {
-      if (exchange_ == ex) {
-        stop_waiting();
-        handler_failed(ex->request, e.what());
-      }
-      return;
-    } catch (...) {
-      if (exchange_ == ex) {
-        stop_waiting();
-        handler_failed(ex->request, "an exception not derived from std::exception");
-      }
-      return;
-    }
-    if (phase_ == phase::awaiting)
+    // An answer is posted, never handled in here; a throw answers unless that came first.
+    bool const returned = guarded(
+        ex->request, [&] { h(ex->request, sse::responder(ex)); },
+        [&] {
+          if (exchange_ != ex)
+            return false;
+          stop_waiting();
+          return true;
+        });
+    if (returned && phase_ == phase::awaiting)
       watch_peer();
   }
 
@@ -399,6 +471,7 @@ private:
     out_.clear();
     append_status_line(res.status());
     append_date(res);
+    append_cors();
     for (auto const& [k, v] : res.headers())
       append_header(k, v);
     bool const bodyless = res.status() < 200 || res.status() == 204 || res.status() == 304;
@@ -440,6 +513,7 @@ private:
   }
 
   void fail(int status, std::string reason) {
+    origin_.clear();
     head_ = parser_ && parser_->get().method == "HEAD";
     respond(response::text(status, reason + "\n"), false);
   }
@@ -487,6 +561,7 @@ private:
     append_header("Content-Type", "text/event-stream");
     append_header("Cache-Control", "no-cache, no-transform");
     append_header("X-Accel-Buffering", "no");
+    append_cors();
     if (chunked_)
       append_header("Transfer-Encoding", "chunked");
     for (auto const& [k, v] : res.headers())
@@ -782,6 +857,7 @@ private:
   std::shared_ptr<sse::subscription> sub_;
   std::shared_ptr<subscriber_state<frame>> queue_;
   std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
+  std::string origin_;                       ///< the request's Origin, for CORS
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
   char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
