@@ -1,7 +1,7 @@
 #pragma once
 
 // Command-line flags shared by the examples: --host, --port, --threads, --heartbeat,
-// --max-connections.
+// --max-connections, --allow-origin, --allow-credentials.
 
 #include <sse/server_options.hpp>
 
@@ -49,9 +49,12 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
   auto usage = [&](std::ostream& os) {
     os << "usage: " << name
        << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS] [--max-connections N]\n"
+       << "       [--allow-origin ORIGIN]... [--allow-credentials]\n"
        << what << "\n"
        << "Serves on 127.0.0.1:8080 by default. --max-connections defaults to the descriptor\n"
-       << "limit (ulimit -n) less a reserve; past it new connections get 503.\n";
+       << "limit (ulimit -n) less a reserve; past it new connections get 503.\n"
+       << "--allow-origin lets pages from ORIGIN (e.g. http://localhost:3000; * for any) use\n"
+       << "the routes (CORS); --allow-credentials lets them send cookies.\n";
   };
   auto number = [&](std::string_view flag, char const* value, long lo, long hi) {
     char* end = nullptr;
@@ -80,6 +83,11 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
     } else if (flag == "--heartbeat") {
       o.heartbeat = std::chrono::seconds(number(flag, value, 1, 3600));
       ++i;
+    } else if (flag == "--allow-origin" && value) {
+      o.cors.allow_origins.emplace_back(value);
+      ++i;
+    } else if (flag == "--allow-credentials") {
+      o.cors.allow_credentials = true;
     } else if (flag == "--max-connections") {
       o.max_connections = static_cast<std::size_t>(number(flag, value, 1, 10'000'000));
       ++i;

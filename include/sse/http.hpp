@@ -9,6 +9,7 @@
 
 #include <asio/ip/tcp.hpp>
 
+#include <any>
 #include <map>
 #include <memory>
 #include <optional>
@@ -97,6 +98,25 @@ public:
     return std::nullopt;
   }
 
+  /// Attaches what a before-route hook learned (a user id, a role) for the handler; a second
+  /// value with the same name replaces the first.
+  void set_attribute(std::string name, std::any value) {
+    for (auto& [k, v] : attributes_)
+      if (k == name) {
+        v = std::move(value);
+        return;
+      }
+    attributes_.emplace_back(std::move(name), std::move(value));
+  }
+  /// The attribute `name` if it is there and holds a T, else nullptr.
+  template <class T>
+  T const* attribute(std::string_view name) const {
+    for (auto const& [k, v] : attributes_)
+      if (k == name)
+        return std::any_cast<T>(&v);
+    return nullptr;
+  }
+
   /// Set by the router.
   void set_params(std::vector<std::pair<std::string, std::string>> params) {
     params_ = std::move(params);
@@ -106,6 +126,7 @@ private:
   detail::request raw_;
   std::vector<std::pair<std::string, std::string>> query_;
   std::vector<std::pair<std::string, std::string>> params_;
+  std::vector<std::pair<std::string, std::any>> attributes_;
   asio::ip::tcp::endpoint remote_;
 };
 

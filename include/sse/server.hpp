@@ -7,11 +7,13 @@
 #include <sse/detail/worker.hpp>
 #include <sse/server_options.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 
 #if __has_include(<sys/resource.h>)
 #include <sys/resource.h>
@@ -26,9 +28,11 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace sse {
@@ -36,26 +40,48 @@ namespace sse {
 /// Serves routes over HTTP/1.1: ordinary responses with keep-alive and pipelining, and
 /// long-lived event streams fed by a broker subscription or an `event_stream`.
 ///
-/// Handlers run on the connection's I/O thread and must not block; a stream's producer may
-/// live on any thread.
+/// By default the server runs `threads` I/O threads of its own, each with its own io_context.
+/// Given the application's io_context instead, it runs there, on the application's threads, as
+/// `threads` strands (connections spread over them): the application calls `io.run()`.
+///
+/// Handlers run on the connection's I/O thread (or strand) and must not block; a stream's
+/// producer may live on any thread.
 class server {
 public:
+  /// A synchronous handler: runs on the connection's I/O thread, must not block, answers by
+  /// returning.
   using handler = std::function<response(request&)>;
+  /// An asynchronous handler: returns at once and answers later, from any thread, through the
+  /// responder (after a database or auth call, for example).
+  using async_handler = std::function<void(request&, responder)>;
 
-  explicit server(server_options options = {}) : options_(std::move(options)) {
+  /// A server with I/O threads of its own (`options.threads`), started by `start()`.
+  explicit server(server_options options = {}) : server(nullptr, std::move(options)) {}
+
+  /// A server on the application's `io`: `start()` binds and queues its work there, and the
+  /// application's threads run it. `io` must outlive the server.
+  explicit server(asio::io_context& io, server_options options = {})
+      : server(&io, std::move(options)) {}
+
+private:
+  server(asio::io_context* user_io, server_options options)
+      : options_(std::move(options)), user_io_(user_io) {
     if (options_.threads == 0)
       throw std::invalid_argument("sse::server: threads must be at least 1");
     if (options_.heartbeat.count() <= 0 || options_.write_timeout.count() <= 0 ||
         options_.header_timeout.count() <= 0 || options_.body_timeout.count() <= 0 ||
-        options_.idle_timeout.count() <= 0)
+        options_.idle_timeout.count() <= 0 || options_.handler_timeout.count() <= 0)
       throw std::invalid_argument("sse::server: timeouts must be positive");
     for (auto* d : {&options_.header_timeout, &options_.body_timeout, &options_.idle_timeout,
                     &options_.write_timeout, &options_.heartbeat, &options_.stop_timeout,
+                    &options_.handler_timeout,
                     &options_.retry, &options_.retry_jitter})
       *d = detail::clamp_wait(*d);
     if (options_.max_connections == 0)
       options_.max_connections = default_max_connections();
   }
+
+public:
   server(server const&) = delete;
   server& operator=(server const&) = delete;
   ~server() {
@@ -81,13 +107,40 @@ public:
   }
 
   /// Adds a route. `path` is exact, or has `{name}` segments (`/tasks/{id}/events`) read with
-  /// `request::param`. Must be called before `start`.
-  server& route(std::string method, std::string path, handler h) {
+  /// `request::param`. `h` is either synchronous, `response(request&)`, or asynchronous,
+  /// `void(request&, responder)` (see `responder`). Must be called before `start`.
+  template <class Handler>
+  server& route(std::string method, std::string path, Handler h) {
     if (started_)
       throw std::logic_error("sse::server::route: add routes before start()");
     if (path.empty() || path[0] != '/')
       throw std::invalid_argument("sse::server::route: path must start with '/'");
-    router_.add(std::move(method), std::move(path), std::move(h));
+    detail::router::handler rh;
+    if constexpr (std::is_invocable_r_v<response, Handler&, request&>) {
+      rh.sync = std::move(h);
+    } else {
+      static_assert(std::is_invocable_v<Handler&, request&, responder>,
+                    "sse::server::route: a handler is response(sse::request&) or "
+                    "void(sse::request&, sse::responder)");
+      rh.async = std::move(h);
+    }
+    if (!rh.sync && !rh.async)
+      throw std::invalid_argument("sse::server::route: empty handler");
+    router_.add(std::move(method), std::move(path), std::move(rh));
+    return *this;
+  }
+
+  /// Adds a hook that runs before routing, for every request, in the order added: for
+  /// authentication, logging, rate limits. It answers on its own by returning a response (401,
+  /// 403, 429, ...) or lets the request through with nullopt, having attached what it learned
+  /// (`request::set_attribute`) for the handler. It runs on the I/O thread and must not block;
+  /// throw `http_error` to answer with a status. Must be called before `start`.
+  server& before(std::function<std::optional<response>(request&)> hook) {
+    if (started_)
+      throw std::logic_error("sse::server::before: add hooks before start()");
+    if (!hook)
+      throw std::invalid_argument("sse::server::before: empty hook");
+    router_.add_hook(std::move(hook));
     return *this;
   }
 
@@ -98,11 +151,20 @@ public:
     std::lock_guard<std::mutex> lk(stop_mutex_);
     if (started_)
       throw std::logic_error("sse::server::start: already started");
+    std::vector<std::unique_ptr<asio::io_context>> own_io;
     std::vector<std::unique_ptr<detail::worker>> workers;
-    for (std::size_t i = 0; i < options_.threads; ++i)
-      workers.push_back(std::make_unique<detail::worker>(options_, router_, live_connections_));
-    auto& io0 = workers[0]->io;
-    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(io0);
+    for (std::size_t i = 0; i < options_.threads; ++i) {
+      asio::any_io_executor ex;
+      if (user_io_) {
+        ex = asio::make_strand(*user_io_);
+      } else {
+        own_io.push_back(std::make_unique<asio::io_context>(1));
+        ex = own_io.back()->get_executor();
+      }
+      workers.push_back(std::make_unique<detail::worker>(ex, options_, router_, live_connections_));
+    }
+    auto const& ex0 = workers[0]->ex;
+    auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(ex0);
     asio::ip::tcp::endpoint ep(asio::ip::make_address(options_.host), options_.port);
     acceptor->open(ep.protocol());
     acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true));
@@ -110,14 +172,15 @@ public:
     acceptor->listen(options_.backlog);
     // Bound: from here on nothing throws but thread creation.
     port_ = acceptor->local_endpoint().port();
+    own_io_ = std::move(own_io);
     workers_ = std::move(workers);
     acceptor_ = std::move(acceptor);
-    accept_timer_ = std::make_unique<asio::steady_timer>(io0);
-    do_accept();
+    accept_timer_ = std::make_unique<asio::steady_timer>(ex0);
+    asio::post(ex0, [this] { do_accept(); });
     for (auto& w : workers_)
-      w->start();
-    for (auto& w : workers_)
-      threads_.emplace_back([&w = *w] { run(w); });
+      asio::post(w->ex, [&w = *w] { w.start(); });
+    for (std::size_t i = 0; i < own_io_.size(); ++i)
+      threads_.emplace_back([&io = *own_io_[i], &w = *workers_[i]] { run(io, w); });
     for (auto const& t : threads_)
       thread_ids_.push_back(t.get_id());
     started_ = true;
@@ -135,16 +198,19 @@ public:
   /// threads are joined. Nothing a handler published before it answered is lost.
   ///
   /// Idempotent and safe from several threads at once: every caller returns once the server
-  /// has stopped. From a handler (one of the server's own threads) use `request_stop()`.
-  /// @throws std::logic_error when called on one of the server's threads.
+  /// has stopped. From a handler (one of the server's threads, or a thread running the
+  /// application's io_context) use `request_stop()`. On the application's io_context, the
+  /// server's work is gone from it when `stop()` returns; the io_context itself runs on.
+  /// @throws std::logic_error when called on a thread it would wait for.
   void stop() {
     {
       std::unique_lock<std::mutex> lk(stop_mutex_);
       if (!started_)
         return;
       if (std::find(thread_ids_.begin(), thread_ids_.end(), std::this_thread::get_id()) !=
-          thread_ids_.end())
-        throw std::logic_error("sse::server::stop: called on one of the server's threads, "
+              thread_ids_.end() ||
+          (user_io_ && user_io_->get_executor().running_in_this_thread()))
+        throw std::logic_error("sse::server::stop: called on a thread that runs the server, "
                                "which it would wait for; use request_stop()");
       if (stopping_) {
         stop_cv_.wait(lk, [&] { return stopped_; });
@@ -153,7 +219,7 @@ public:
       stopping_ = true;
     }
     std::vector<std::future<void>> phase;
-    phase.push_back(post_and_wait(workers_[0]->io, [this] {
+    phase.push_back(post_and_wait(workers_[0]->ex, [this] {
       std::error_code ec;
       acceptor_->close(ec);
       accept_timer_->cancel();
@@ -167,8 +233,13 @@ public:
       phase.push_back(w->shut_down());
     for (auto& f : phase)
       f.wait();
+    phase.clear();
     for (auto& w : workers_)
-      w->io.stop();
+      phase.push_back(w->finish());
+    for (auto& f : phase)
+      f.wait();
+    for (auto& io : own_io_)
+      io->stop();
     for (auto& t : threads_)
       t.join();
     {
@@ -196,10 +267,10 @@ public:
 
 private:
   template <class F>
-  static std::future<void> post_and_wait(asio::io_context& io, F f) {
+  static std::future<void> post_and_wait(asio::any_io_executor const& ex, F f) {
     auto done = std::make_shared<std::promise<void>>();
     auto fut = done->get_future();
-    asio::post(io, [done, f = std::move(f)]() mutable {
+    asio::post(ex, [done, f = std::move(f)]() mutable {
       f();
       done->set_value();
     });
@@ -208,10 +279,10 @@ private:
 
   /// Runs one I/O thread. An exception out of a completion handler must not end the process
   /// (or this thread's clients): report it and go on running.
-  static void run(detail::worker& w) {
+  static void run(asio::io_context& io, detail::worker& w) {
     for (;;) {
       try {
-        w.io.run();
+        io.run();
         return;
       } catch (std::exception const& e) {
         w.report(std::string("an exception escaped a completion handler: ") + e.what());
@@ -223,7 +294,7 @@ private:
 
   void do_accept() {
     auto& target = *workers_[next_worker_++ % workers_.size()];
-    acceptor_->async_accept(target.io, [this, &target](std::error_code ec, asio::ip::tcp::socket s) {
+    acceptor_->async_accept(target.ex, [this, &target](std::error_code ec, asio::ip::tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor_->is_open())
         return;
       if (ec) {
@@ -235,12 +306,14 @@ private:
         });
         return;
       }
-      asio::post(target.io, [&target, s = std::move(s)]() mutable { target.adopt(std::move(s)); });
+      asio::post(target.ex, [&target, s = std::move(s)]() mutable { target.adopt(std::move(s)); });
       do_accept();
     });
   }
 
   server_options options_;
+  asio::io_context* user_io_ = nullptr; ///< the application's, or null: threads of our own
+  std::vector<std::unique_ptr<asio::io_context>> own_io_;
   detail::router router_;
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::vector<std::thread> threads_;

@@ -8,8 +8,25 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sse {
+
+/// Cross-origin access for pages served from other origins (CORS). Off while `allow_origins`
+/// is empty.
+struct cors_options {
+  /// Origins allowed, exactly as browsers send them (`https://app.example.com`); "*": any.
+  std::vector<std::string> allow_origins;
+  /// Let pages send cookies (`EventSource(url, {withCredentials: true})`, `fetch` with
+  /// `credentials: "include"`); the origin is then echoed, never "*".
+  bool allow_credentials = false;
+  /// Request headers a page may send, beyond the CORS-safelisted ones.
+  std::vector<std::string> allow_headers = {"Last-Event-ID", "Content-Type", "Authorization"};
+  /// Response headers a page may read, beyond the safelisted ones.
+  std::vector<std::string> expose_headers;
+  /// How long a browser may cache a preflight answer.
+  std::chrono::seconds max_age{600};
+};
 
 /// The server's settings; every limit is bounded and configurable.
 struct server_options {
@@ -41,7 +58,12 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{60000};   ///< keep-alive connection with no request: closed
   std::chrono::milliseconds write_timeout{30000};  ///< a write that makes no progress: closed
   std::chrono::milliseconds heartbeat{15000};      ///< comment sent on an idle stream
-  std::chrono::milliseconds stop_timeout{5000};    ///< stop() waits this long to flush streams
+  /// An asynchronous handler that has not answered within this gets 503 for its client; a
+  /// later answer is dropped.
+  std::chrono::milliseconds handler_timeout{30000};
+  /// stop() waits this long for asynchronous handlers to answer, then as long again for
+  /// streams to flush.
+  std::chrono::milliseconds stop_timeout{5000};
 
   /// `retry:` sent when a stream opens (0: not sent), plus a random 0..retry_jitter per stream
   /// so that thousands of clients dropped at once do not come back in the same millisecond.
@@ -52,6 +74,8 @@ struct server_options {
   /// stream, an exception out of a completion handler. Empty: one line on stderr. Called on an
   /// I/O thread; must not throw.
   std::function<void(std::string_view)> error_log;
+
+  cors_options cors;
 };
 
 } // namespace sse

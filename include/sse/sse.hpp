@@ -9,6 +9,7 @@
 #include <sse/json.hpp>
 #include <sse/queue_limits.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 #include <sse/server.hpp>
 #include <sse/server_options.hpp>
 #include <sse/stream.hpp>

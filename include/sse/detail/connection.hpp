@@ -9,6 +9,7 @@
 #include <sse/detail/worker.hpp>
 #include <sse/frame.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 #include <sse/server_options.hpp>
 
 #include <asio/io_context.hpp>
@@ -26,6 +27,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -38,6 +40,32 @@ inline frame const& heartbeat_frame() {
   static frame const f(std::string_view(": \n\n"));
   return f;
 }
+
+class connection;
+
+/// One request waiting for its asynchronous handler: what the handler's responder completes.
+/// Shared by the connection and the responder, so the request outlives neither.
+class async_exchange final : public pending_answer,
+                             public std::enable_shared_from_this<async_exchange> {
+public:
+  async_exchange(std::weak_ptr<connection> c, std::shared_ptr<post_gate> g, sse::request r)
+      : request(std::move(r)), conn_(std::move(c)), gate_(std::move(g)) {}
+
+  void answer(response&& r) noexcept override { deliver(std::optional<response>(std::move(r))); }
+  void abandon() noexcept override { deliver(std::nullopt); }
+  bool waiting() const noexcept override { return waiting_.load(); }
+  /// The connection stopped waiting (answered, timed out, or the client left).
+  void finish() noexcept { waiting_ = false; }
+
+  sse::request request;
+
+private:
+  void deliver(std::optional<response> r) noexcept;
+
+  std::weak_ptr<connection> conn_;
+  std::shared_ptr<post_gate> gate_;
+  std::atomic<bool> waiting_{true};
+};
 
 class connection final : public std::enable_shared_from_this<connection>, private waiter {
 public:
@@ -90,9 +118,29 @@ public:
       if (now >= deadline_)
         close();
       break;
+    case phase::awaiting:
+      if (now >= deadline_ || (w_.refusing && now >= w_.refuse_deadline))
+        give_up_waiting();
+      break;
     case phase::writing:
     case phase::closed:
       break;
+    }
+  }
+
+  /// On the worker's thread: the asynchronous handler answered `ex` (or dropped it: nullopt).
+  void on_answer(async_exchange& ex, std::optional<response> r) {
+    if (phase_ != phase::awaiting || exchange_.get() != &ex)
+      return; // too late: timed out, client gone, or already answered
+    auto const keep = stop_waiting();
+    if (!r) {
+      w_.report("the handler of " + keep->request.method() + " " + keep->request.path() +
+                " dropped its responder without answering");
+      respond(response::text(500, "internal server error\n"), false);
+    } else if (r->is_stream()) {
+      start_stream(*r, keep->request);
+    } else {
+      respond(*r, keep_alive_);
     }
   }
 
@@ -104,6 +152,7 @@ public:
         close(); // idle: nothing to answer
       break;     // else its request gets 503 when complete, or stop_timeout ends it
     case phase::writing:
+    case phase::awaiting: // answered, or 503 at the stop deadline
       keep_alive_ = false;
       break;
     case phase::streaming:
@@ -118,6 +167,8 @@ public:
   void close() {
     if (phase_ == phase::closed)
       return;
+    if (phase_ == phase::awaiting)
+      stop_waiting(); // a late answer is dropped
     phase_ = phase::closed;
     release_source();
     std::error_code ec;
@@ -129,7 +180,7 @@ public:
   connection* next = nullptr;
 
 private:
-  enum class phase { reading, writing, streaming, lingering, closed };
+  enum class phase { reading, awaiting, writing, streaming, lingering, closed };
   static constexpr std::size_t read_size = 4096;
   /// Frames per gather write: Asio passes at most 64 buffers to one writev, and the head,
   /// a chunk-size line and the chunk's CRLF take three.
@@ -216,6 +267,7 @@ private:
   }
 
   void handle_request() {
+    origin_.clear();
     keep_alive_ = parser_->get().keep_alive();
     head_ = parser_->get().method == "HEAD";
     http10_ = parser_->get().version_minor == 0;
@@ -230,6 +282,19 @@ private:
       return;
     }
     sse::request req(parser_->release(), std::move(query), remote_);
+    if (auto o = req.header("Origin"))
+      origin_ = std::string(*o);
+    if (req.method() == "OPTIONS" && answer_options(req))
+      return;
+    for (auto const& hook : w_.routes.hooks()) {
+      std::optional<response> early;
+      if (!guarded(req, [&] { early = hook(req); }))
+        return;
+      if (early) { // the hook answered (401, 403, 429, ...)
+        answer(*early, req);
+        return;
+      }
+    }
     auto m = w_.routes.find(req.method(), req.path());
     if (!m.h) {
       if (m.bad_escape) {
@@ -242,24 +307,156 @@ private:
       return;
     }
     req.set_params(std::move(m.params));
-    response res;
-    try {
-      res = (*m.h)(req);
-    } catch (http_error const& e) {
-      int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
-      respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
-      return;
-    } catch (std::exception const& e) {
-      handler_failed(req, e.what());
-      return;
-    } catch (...) {
-      handler_failed(req, "an exception not derived from std::exception");
+    if (m.h->async) {
+      begin_async(std::move(req), m.h->async);
       return;
     }
+    response res;
+    if (guarded(req, [&] { res = m.h->sync(req); }))
+      answer(res, req);
+  }
+
+  void answer(response& res, sse::request const& req) {
     if (res.is_stream())
       start_stream(res, req);
     else
       respond(res, keep_alive_);
+  }
+
+  /// Runs a handler or hook; if it throws, answers for it (an http_error with its status,
+  /// anything else 500 and a line in the error log) once `may_answer()` agrees, and returns
+  /// false.
+  template <class F, class G = bool (*)()>
+  bool guarded(sse::request const& req, F&& f, G&& may_answer = [] { return true; }) {
+    try {
+      f();
+      return true;
+    } catch (http_error const& e) {
+      if (may_answer()) {
+        int const status = e.status() >= 400 && e.status() <= 599 ? e.status() : 500;
+        respond(response::text(status, std::string(e.what()) + "\n"), keep_alive_);
+      }
+    } catch (std::exception const& e) {
+      if (may_answer())
+        handler_failed(req, e.what());
+    } catch (...) {
+      if (may_answer())
+        handler_failed(req, "an exception not derived from std::exception");
+    }
+    return false;
+  }
+
+  /// `OPTIONS` for a routed path the application does not answer itself: 204 with `Allow`,
+  /// and for a CORS preflight from an allowed origin the methods, headers and max age.
+  bool answer_options(sse::request const& req) {
+    std::string allow = w_.routes.allowed(req.path());
+    bool const preflight = !origin_.empty() && req.header("Access-Control-Request-Method");
+    if (allow.empty() || (!preflight && allow.find("OPTIONS") != std::string::npos))
+      return false; // unknown path (404), or the application's own OPTIONS route
+    if (allow.find("OPTIONS") == std::string::npos)
+      allow += ", OPTIONS";
+    response r(204);
+    r.header("Allow", allow);
+    auto const& cors = w_.opts.cors;
+    if (preflight && origin_allowed()) {
+      r.header("Access-Control-Allow-Methods", allow);
+      std::string headers;
+      for (auto const& h : cors.allow_headers)
+        headers += (headers.empty() ? "" : ", ") + h;
+      if (!headers.empty())
+        r.header("Access-Control-Allow-Headers", headers);
+      r.header("Access-Control-Max-Age", std::to_string(cors.max_age.count()));
+    }
+    respond(r, keep_alive_);
+    return true;
+  }
+
+  bool origin_allowed() const {
+    for (auto const& o : w_.opts.cors.allow_origins)
+      if (o == "*" || o == origin_)
+        return true;
+    return false;
+  }
+
+  /// The CORS fields of a response: none without CORS configured; `Vary: Origin` whenever the
+  /// answer depends on the origin; the rest only for an allowed one.
+  void append_cors() {
+    auto const& cors = w_.opts.cors;
+    if (cors.allow_origins.empty())
+      return;
+    bool const any = std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") !=
+                     cors.allow_origins.end();
+    bool const echo = cors.allow_credentials || !any;
+    if (echo)
+      append_header("Vary", "Origin");
+    if (origin_.empty() || !origin_allowed())
+      return;
+    append_header("Access-Control-Allow-Origin", echo ? std::string_view(origin_) : "*");
+    if (cors.allow_credentials)
+      append_header("Access-Control-Allow-Credentials", "true");
+    if (!cors.expose_headers.empty()) {
+      std::string exposed;
+      for (auto const& h : cors.expose_headers)
+        exposed += (exposed.empty() ? "" : ", ") + h;
+      append_header("Access-Control-Expose-Headers", exposed);
+    }
+  }
+
+  // --- asynchronous handlers ------------------------------------------------------------
+  void begin_async(sse::request&& req, std::function<void(sse::request&, sse::responder)> const& h) {
+    auto ex = std::make_shared<async_exchange>(weak_from_this(), w_.gate, std::move(req));
+    exchange_ = ex;
+    phase_ = phase::awaiting;
+    ++w_.awaiting;
+    deadline_ = clock::now() + w_.opts.handler_timeout;
+    // An answer is posted, never handled in here; a throw answers unless that came first.
+    bool const returned = guarded(
+        ex->request, [&] { h(ex->request, sse::responder(ex)); },
+        [&] {
+          if (exchange_ != ex)
+            return false;
+          stop_waiting();
+          return true;
+        });
+    if (returned && phase_ == phase::awaiting)
+      watch_peer();
+  }
+
+  /// Leaves the awaiting phase; returns the exchange, which no later answer can complete.
+  std::shared_ptr<async_exchange> stop_waiting() {
+    auto ex = std::move(exchange_);
+    ex->finish();
+    phase_ = phase::reading; // whoever called decides what comes next
+    w_.answered();
+    return ex;
+  }
+
+  void give_up_waiting() {
+    auto const ex = stop_waiting();
+    w_.report("the handler of " + ex->request.method() + " " + ex->request.path() +
+              " did not answer in time");
+    respond(response::text(503, "the server did not answer in time\n").header("Retry-After", "5"),
+            false);
+  }
+
+  /// While the handler works: notice a client that leaves (EOF, reset) without reading what
+  /// it may have pipelined, which waits for its turn.
+  void watch_peer() {
+    sock_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this(), ex = std::weak_ptr<async_exchange>(exchange_)](
+                         std::error_code ec) { self->on_peer_readable(ec, ex.lock()); });
+  }
+
+  void on_peer_readable(std::error_code ec, std::shared_ptr<async_exchange> const& ex) {
+    if (phase_ != phase::awaiting || !ex || exchange_ != ex)
+      return;
+    if (!ec) {
+      char byte;
+      std::size_t const n = sock_.receive(asio::buffer(&byte, 1), asio::socket_base::message_peek, ec);
+      if (!ec && n == 1)
+        return; // a pipelined request: the client is there, and its bytes stay unread
+    }
+    close(); // EOF or reset: the client left; the late answer will be dropped
   }
 
   /// The handler threw: 500 for this request only, and the cause to the error log.
@@ -274,6 +471,7 @@ private:
     out_.clear();
     append_status_line(res.status());
     append_date(res);
+    append_cors();
     for (auto const& [k, v] : res.headers())
       append_header(k, v);
     bool const bodyless = res.status() < 200 || res.status() == 204 || res.status() == 304;
@@ -315,6 +513,7 @@ private:
   }
 
   void fail(int status, std::string reason) {
+    origin_.clear();
     head_ = parser_ && parser_->get().method == "HEAD";
     respond(response::text(status, reason + "\n"), false);
   }
@@ -362,6 +561,7 @@ private:
     append_header("Content-Type", "text/event-stream");
     append_header("Cache-Control", "no-cache, no-transform");
     append_header("X-Accel-Buffering", "no");
+    append_cors();
     if (chunked_)
       append_header("Transfer-Encoding", "chunked");
     for (auto const& [k, v] : res.headers())
@@ -656,6 +856,8 @@ private:
   std::string out_;
   std::shared_ptr<sse::subscription> sub_;
   std::shared_ptr<subscriber_state<frame>> queue_;
+  std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
+  std::string origin_;                       ///< the request's Origin, for CORS
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
   char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
@@ -727,13 +929,13 @@ inline void worker::drain_ready() {
 
 inline void worker::schedule_sweep() {
   auto period = std::min({opts.heartbeat, opts.write_timeout, opts.header_timeout,
-                          opts.body_timeout, opts.idle_timeout}) / 4;
+                          opts.body_timeout, opts.idle_timeout, opts.handler_timeout}) / 4;
   period = std::clamp(period, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
-  if (stopping)
+  if (refusing)
     period = std::min(period, std::chrono::milliseconds(50));
   sweep_timer.expires_after(period);
   sweep_timer.async_wait([this](std::error_code ec) {
-    if (!ec)
+    if (!ec && !finished)
       sweep();
   });
 }
@@ -750,20 +952,39 @@ inline void worker::sweep() {
   schedule_sweep();
 }
 
+inline void async_exchange::deliver(std::optional<response> r) noexcept {
+  try {
+    gate_->post([self = shared_from_this(), r = std::move(r)]() mutable {
+      if (auto c = self->conn_.lock())
+        c->on_answer(*self, std::move(r));
+    });
+  } catch (...) { // out of memory: the request times out instead
+  }
+}
+
 inline std::future<void> worker::refuse() {
-  auto done = std::make_shared<std::promise<void>>();
+  auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
-  asio::post(io, [this, done] {
+  asio::post(ex, [this, done] {
     refusing = true;
-    done->set_value();
+    refuse_deadline = clock::now() + opts.stop_timeout;
+    done->set_value(refused_.get_future());
+    check_refused();
   });
-  return f;
+  return f.get();
+}
+
+inline void worker::check_refused() {
+  if (refusing && !refused_set_ && awaiting == 0) {
+    refused_set_ = true;
+    refused_.set_value();
+  }
 }
 
 inline std::future<void> worker::shut_down() {
   auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
-  asio::post(io, [this, done] {
+  asio::post(ex, [this, done] {
     refusing = stopping = true;
     stop_deadline = clock::now() + opts.stop_timeout;
     done->set_value(drained_.get_future());
@@ -776,6 +997,20 @@ inline std::future<void> worker::shut_down() {
     check_drained();
   });
   return f.get();
+}
+
+inline std::future<void> worker::finish() {
+  gate->close();
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  asio::post(ex, [this, done] {
+    finished = true;
+    sweep_timer.cancel();
+    // Posted behind the completions that closing and cancelling queued: once this runs, no
+    // handler of ours is left on the executor.
+    asio::post(ex, [done] { done->set_value(); });
+  });
+  return f;
 }
 
 inline void worker::check_drained() {

@@ -4,8 +4,10 @@
 
 #include <sse/detail/http_parser.hpp>
 #include <sse/http.hpp>
+#include <sse/responder.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,7 +19,22 @@ namespace sse::detail {
 /// goes to the path's `HEAD` route, else to its `GET` route (the server sends no body).
 class router {
 public:
-  using handler = std::function<response(sse::request&)>;
+  /// A route's handler: synchronous (answers by returning) or asynchronous (answers through
+  /// the responder, later, from any thread). Exactly one is set.
+  struct handler {
+    std::function<response(sse::request&)> sync;
+    std::function<void(sse::request&, sse::responder)> async;
+  };
+
+  /// Runs before routing, for every request: a response answers on its own, nullopt lets the
+  /// request go on (with what the hook attached to it).
+  using hook = std::function<std::optional<response>(sse::request&)>;
+
+  void add_hook(hook h) { hooks_.push_back(std::move(h)); }
+  std::vector<hook> const& hooks() const noexcept { return hooks_; }
+
+  /// The methods routed for `path` (HEAD where GET is), for `Allow`; empty if none.
+  std::string allowed(std::string_view path) const { return find({}, path).allow; }
 
   void add(std::string method, std::string const& path, handler h) {
     route r;
@@ -120,6 +137,7 @@ private:
   }
 
   std::vector<route> routes_;
+  std::vector<hook> hooks_;
 };
 
 } // namespace sse::detail

@@ -7,6 +7,7 @@
 #include <sse/detail/router.hpp>
 #include <sse/server_options.hpp>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
@@ -44,7 +45,33 @@ inline std::string http_date(std::time_t t) {
 
 class connection;
 
-/// One I/O thread's io_context and everything it owns.
+/// Lets other threads post to a worker only while it exists: a responder may outlive the
+/// server.
+class post_gate {
+public:
+  explicit post_gate(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  /// Posts `f` unless the worker is gone; false if it was not posted.
+  template <class F>
+  bool post(F&& f) {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!open_)
+      return false;
+    asio::post(ex_, std::forward<F>(f));
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lk(m_);
+    open_ = false;
+  }
+
+private:
+  std::mutex m_;
+  asio::any_io_executor ex_;
+  bool open_ = true;
+};
+
+/// One I/O thread's share of the server: everything it owns runs on one executor, `ex` (the
+/// server's own io_context for that thread, or a strand of the application's io_context).
 ///
 /// Stopping has two phases, each run on every worker before the next begins: `refuse` (new
 /// requests get 503; once every worker has run it, no handler is running or will run, so
@@ -52,8 +79,13 @@ class connection;
 /// and end, idle connections close).
 class worker {
 public:
-  worker(server_options const& o, router const& r, std::atomic<std::size_t>& live)
-      : io(1), opts(o), routes(r), live_connections(live), sweep_timer(io) {}
+  worker(asio::any_io_executor e, server_options const& o, router const& r,
+         std::atomic<std::size_t>& live)
+      : ex(std::move(e)), opts(o), routes(r), live_connections(live),
+        gate(std::make_shared<post_gate>(ex)), sweep_timer(ex) {}
+  worker(worker const&) = delete;
+  worker& operator=(worker const&) = delete;
+  ~worker() { gate->close(); }
 
   void start();
   void adopt(asio::ip::tcp::socket s);
@@ -63,13 +95,22 @@ public:
     ready_.push_back(std::move(c));
     if (!drain_posted_) {
       drain_posted_ = true;
-      asio::post(io, [this] { drain_ready(); });
+      asio::post(ex, [this] { drain_ready(); });
     }
   }
-  /// From any thread: requests from now on get 503; ready once the worker has taken it in.
+  /// From any thread: requests from now on get 503; ready once no asynchronous handler of
+  /// this worker is still to answer (each gets until `stop_timeout`).
   std::future<void> refuse();
+  /// A connection stopped waiting for an asynchronous answer.
+  void answered() {
+    --awaiting;
+    check_refused();
+  }
   /// From any thread: flush and close every connection; the future is ready when all are gone.
   std::future<void> shut_down();
+  /// From any thread, after shut_down: no more timers, no more posts from responders; the
+  /// future is ready once everything queued on `ex` before it has run.
+  std::future<void> finish();
 
   void link(connection* c);
   void unlink(connection* c);
@@ -96,12 +137,16 @@ public:
     return date_;
   }
 
-  asio::io_context io;
+  asio::any_io_executor ex;
   server_options const& opts;
   router const& routes;
   std::atomic<std::size_t>& live_connections;
-  bool refusing = false; ///< stop's first phase: requests get 503
+  std::shared_ptr<post_gate> gate;
+  std::size_t awaiting = 0; ///< connections waiting for an asynchronous handler's answer
+  bool refusing = false;    ///< stop's first phase: requests get 503
+  clock::time_point refuse_deadline; ///< until then stop waits for asynchronous answers
   bool stopping = false; ///< stop's second phase: streams drain, then everything closes
+  bool finished = false; ///< stopped: the sweep timer is not armed again
   clock::time_point stop_deadline;
   std::minstd_rand rng{std::random_device{}()};
 
@@ -110,6 +155,7 @@ private:
   void schedule_sweep();
   void sweep();
   void check_drained();
+  void check_refused();
 
   asio::steady_timer sweep_timer;
   connection* head_ = nullptr;
@@ -118,6 +164,8 @@ private:
   bool drain_posted_ = false;
   std::promise<void> drained_;
   bool drained_set_ = false;
+  std::promise<void> refused_;
+  bool refused_set_ = false;
   std::time_t date_at_ = 0;
   std::string date_;
 };
