@@ -3,6 +3,7 @@
 // One I/O thread of the server: its io_context, its connections, one timer for all of their
 // deadlines and heartbeats, and the streams woken by publishers.
 
+#include <sse/detail/counters.hpp>
 #include <sse/detail/deadline.hpp>
 #include <sse/detail/router.hpp>
 #include <sse/server_options.hpp>
@@ -104,6 +105,7 @@ public:
   bool stopping = false; ///< stop's second phase: streams drain, then everything closes
   clock::time_point stop_deadline;
   std::minstd_rand rng{std::random_device{}()};
+  worker_counters counters; ///< written on this worker's thread only; read by server::stats()
 
 private:
   void drain_ready();
