@@ -61,7 +61,9 @@ std::map<std::string, std::uint64_t> parse_exposition(std::string const& text) {
   return samples;
 }
 
-std::string code(char cls) { return std::string("sse_requests_total{code=\"") + cls + "xx\"}"; }
+std::string code(char cls) {
+  return std::string("sse_requests_total{code=\"") + cls + "xx\"}";
+}
 
 /// GET /metrics on a keep-alive connection: the parsed samples.
 struct scraper {
@@ -154,7 +156,8 @@ TEST_CASE("metrics move as clients connect, publish and leave", "[metrics][serve
   o.threads = 2; // the snapshot sums the threads' counters
   o.retry = std::chrono::milliseconds(0);
   sse::server srv(o);
-  srv.route("GET", "/listen", [&](sse::request&) { return sse::response::stream(broker.subscribe("room")); });
+  srv.route("GET", "/listen",
+            [&](sse::request&) { return sse::response::stream(broker.subscribe("room")); });
   srv.route("GET", "/metrics", sse::metrics_handler(srv, broker));
   srv.start();
 
@@ -234,7 +237,8 @@ TEST_CASE("metrics move as clients connect, publish and leave", "[metrics][serve
 
     broker.publish("slow", sse::event("one"));
     broker.publish("slow", sse::event("two"));
-    CHECK_THROWS_AS(broker.publish("slow", sse::event(std::string(2000, 'x'))), sse::message_too_large);
+    CHECK_THROWS_AS(broker.publish("slow", sse::event(std::string(2000, 'x'))),
+                    sse::message_too_large);
     m = s.scrape();
     CHECK(m.at("sse_events_published_total") == 2);
     CHECK(m.at("sse_events_dropped_total") == 1);
@@ -263,7 +267,8 @@ TEST_CASE("metrics count a connection refused at max_connections", "[metrics][se
   auto r = read_response(extra);
   REQUIRE(r);
   CHECK(r->status == 503);
-  auto const m = s.scrape_until([](auto const& x) { return x.at("sse_connections_rejected_total") == 1; });
+  auto const m =
+      s.scrape_until([](auto const& x) { return x.at("sse_connections_rejected_total") == 1; });
   CHECK(m.at("sse_connections_accepted_total") == 1);
   CHECK(m.at("sse_bytes_written_total") == s.before + extra.bytes_received());
   CHECK(m.count("sse_subscribers") == 0); // no broker, no broker metrics

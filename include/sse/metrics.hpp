@@ -33,8 +33,8 @@ inline void append_metric(std::string& out, std::string_view name, std::string_v
 inline void append_metrics(std::string& out, server_stats const& s) {
   using detail::append_metric;
   append_metric(out, "sse_connections", "gauge", "Client connections open now.", s.connections);
-  append_metric(out, "sse_connections_accepted_total", "counter",
-                "Client connections accepted.", s.connections_accepted);
+  append_metric(out, "sse_connections_accepted_total", "counter", "Client connections accepted.",
+                s.connections_accepted);
   append_metric(out, "sse_connections_rejected_total", "counter",
                 "Client connections answered 503 at once (at max_connections, or stopping).",
                 s.connections_rejected);
@@ -43,8 +43,9 @@ inline void append_metrics(std::string& out, server_stats const& s) {
                 s.streams_opened);
   append_metric(out, "sse_bytes_written_total", "counter",
                 "Bytes written to clients: response heads, bodies and events.", s.bytes_written);
-  out += "# HELP sse_requests_total Requests answered, by status class (a stream counts as its 200).\n"
-         "# TYPE sse_requests_total counter\n";
+  out +=
+      "# HELP sse_requests_total Requests answered, by status class (a stream counts as its 200).\n"
+      "# TYPE sse_requests_total counter\n";
   for (std::size_t i = 0; i < s.requests.size(); ++i) {
     out += "sse_requests_total{code=\"";
     out += static_cast<char>('1' + i);

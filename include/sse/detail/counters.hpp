@@ -16,8 +16,12 @@ namespace sse::detail {
 template <class T>
 class owned_counter {
 public:
-  void add(T n) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(T n) noexcept { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void add(T n) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(T n) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
   T get() const noexcept { return v_.load(std::memory_order_relaxed); }
 
 private:
