@@ -73,8 +73,8 @@ bytes0=$(value sse_bytes_written_total)
 # A client connects.
 curl -sN -m 20 "${url}listen" >"$out.stream" &
 listener=$!
-until_value sse_subscribers 1
-expect sse_streams -eq 1
+until_value sse_streams 1 # counted after the handler has subscribed
+expect sse_subscribers -eq 1
 expect sse_topics -eq 1
 expect sse_connections -eq 2
 
@@ -100,11 +100,12 @@ expect 'sse_requests_total{code="2xx"}' -gt 3
 # It leaves.
 kill "$listener"
 wait "$listener" 2>/dev/null || true
-until_value sse_streams 0
+# Its connection closes last (after the stream and the subscription end): wait for that.
+until_value sse_connections 1
+expect sse_streams -eq 0
 expect sse_subscribers -eq 0
 expect sse_topics -eq 0
 expect sse_streams_opened_total -eq 1
-expect sse_connections -eq 1
 stop
 
 # Every other serving example: its /metrics passes promtool too.

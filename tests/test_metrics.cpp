@@ -189,13 +189,17 @@ TEST_CASE("metrics move as clients connect, publish and leave", "[metrics][serve
       broker.publish("room", sse::event("hello " + std::to_string(i)));
     REQUIRE(listener->wait_events(3));
     streamed = listener->c.bytes_received();
-    m = s.scrape();
+    // The writer counts a write once the socket took it, so the client may read the bytes a
+    // moment before they are counted: wait for the count, which is exact once it settles.
+    m = s.scrape_until(
+        [&](auto const& x) { return x.at("sse_bytes_written_total") == written_so_far(); });
     CHECK(m.at("sse_events_published_total") == 3);
     CHECK(m.at("sse_events_delivered_total") == 3);
-    CHECK(m.at("sse_bytes_written_total") == written_so_far());
 
     listener.reset(); // the client leaves
-    m = s.scrape_until([](auto const& x) { return x.at("sse_streams") == 0; });
+    // A snapshot is not one instant: the stream ends a moment before its connection closes.
+    m = s.scrape_until(
+        [](auto const& x) { return x.at("sse_streams") == 0 && x.at("sse_connections") == 1; });
     CHECK(m.at("sse_subscribers") == 0);
     CHECK(m.at("sse_topics") == 0);
     CHECK(m.at("sse_connections") == 1);
@@ -213,11 +217,11 @@ TEST_CASE("metrics move as clients connect, publish and leave", "[metrics][serve
     r = read_response(s.c);
     REQUIRE(r);
     CHECK(r->status == 405);
-    m = s.scrape();
+    m = s.scrape_until(
+        [&](auto const& x) { return x.at("sse_bytes_written_total") == written_so_far(); });
     CHECK(m.at(code('4')) == 2);
     CHECK(m.at(code('2')) == s.scrapes - 1);
     CHECK(m.at(code('5')) == 0);
-    CHECK(m.at("sse_bytes_written_total") == written_so_far());
     auto const st = srv.stats();
     CHECK(st.requests[3] == 2);
     CHECK(st.requests_total() == s.scrapes + 2); // the last scrape is answered by now
@@ -267,10 +271,11 @@ TEST_CASE("metrics count a connection refused at max_connections", "[metrics][se
   auto r = read_response(extra);
   REQUIRE(r);
   CHECK(r->status == 503);
-  auto const m =
-      s.scrape_until([](auto const& x) { return x.at("sse_connections_rejected_total") == 1; });
+  auto const m = s.scrape_until([&](auto const& x) {
+    return x.at("sse_connections_rejected_total") == 1 &&
+           x.at("sse_bytes_written_total") == s.before + extra.bytes_received();
+  });
   CHECK(m.at("sse_connections_accepted_total") == 1);
-  CHECK(m.at("sse_bytes_written_total") == s.before + extra.bytes_received());
   CHECK(m.count("sse_subscribers") == 0); // no broker, no broker metrics
 }
 
