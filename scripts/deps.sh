@@ -44,6 +44,8 @@ ensure_node() {
 
 SSE_BUILD_PACKAGES=(cmake make g++ libasio-dev nlohmann-json3-dev)
 SSE_TEST_PACKAGES=(catch2 clang curl chromium nginx libbenchmark-dev python3-requests)
+# promtool checks the examples' /metrics (Prometheus' own server is not run).
+SSE_TEST_PACKAGES+=(prometheus)
 # clang's sanitizer runtime is only a Recommends (of libclang-common-14-dev, under clang);
 # python3 picks free ports in tests.
 SSE_TEST_PACKAGES+=(libclang-rt-14-dev python3)

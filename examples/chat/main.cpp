@@ -5,6 +5,7 @@
 //                  ?topic=a&topic=b for other topics; resumes from Last-Event-ID (history on)
 //   POST /message  {"user": "...", "text": "..."}: a chat message, stamped with the time
 //   POST /publish  a plain-text body, published as it is (?topic=T&event=NAME); answers the id
+//   GET  /metrics  the server's and the broker's metrics, for Prometheus
 #include "../common/options.hpp"
 #include "../common/run.hpp"
 #include "../common/topics.hpp"
@@ -94,6 +95,8 @@ int main(int argc, char** argv) {
   srv.route("POST", "/publish", [&](sse::request& req) {
     return examples::publish(broker, req, "chat");
   });
+
+  srv.route("GET", "/metrics", sse::metrics_handler(srv, broker));
 
   return examples::serve_until_signal(srv, "sse chat");
 }

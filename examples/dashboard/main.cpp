@@ -4,6 +4,7 @@
 //   GET /events   `metrics` events (JSON); a new page first gets the last minute from history,
 //                 a reconnecting one exactly what it missed (Last-Event-ID)
 //   GET /info     {"host", "cpus", "interval_ms"}
+//   GET /metrics  the server's and the broker's metrics, for Prometheus
 //
 // A sampler on its own thread and io_context reads /proc/stat (CPU %), /proc/meminfo (memory),
 // /proc/loadavg and /proc/net/dev (bytes per second over the interfaces other than lo) every
@@ -268,6 +269,8 @@ int main(int argc, char** argv) {
     o.replay_history = true;               // a new page: the last minute
     return sse::response::stream(broker.subscribe("metrics", o));
   });
+
+  srv.route("GET", "/metrics", sse::metrics_handler(srv, broker));
 
   int const rc = examples::serve_until_signal(srv, "dashboard");
   sampling.stop();

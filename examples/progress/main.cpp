@@ -16,6 +16,7 @@
 //                            for an unknown id
 //   GET  /stats              {"running", "streams", "client_streams", "finished_kept",
 //                            "connections"}
+//   GET  /metrics            the server's and the clients' broker's metrics, for Prometheus
 //
 // A page shows many jobs at once, and a browser opens at most six HTTP/1.1 connections per
 // host: so the page uses the one client stream (a broker topic per client), not a stream per job.
@@ -333,6 +334,8 @@ int main(int argc, char** argv) {
                               {"connections", srv.connections()}};
     return sse::response::json(200, j.dump()).header("Cache-Control", "no-store");
   });
+
+  srv.route("GET", "/metrics", sse::metrics_handler(srv, clients));
 
   int const rc = examples::serve_until_signal(srv, "progress");
   work.reset();

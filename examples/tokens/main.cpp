@@ -7,6 +7,8 @@
 //                   with Last-Event-ID resumes after that token (the reply is deterministic);
 //                   one with Last-Event-ID `done` gets 204, so that EventSource stops.
 //   GET /stats      {"active", "completed", "cancelled", "connections"}
+//   GET /metrics    the server's metrics, for Prometheus (no broker here: each reply is an
+//                   event_stream of its own)
 //
 // The "model" is a word-level Markov chain of order 2 over a public-domain text (corpus.txt),
 // driven by a seeded PRNG: the same prompt and seed always give the same reply. Tokens are
@@ -357,6 +359,8 @@ int main(int argc, char** argv) {
                               {"connections", srv.connections()}};
     return sse::response::json(200, j.dump()).header("Cache-Control", "no-store");
   });
+
+  srv.route("GET", "/metrics", sse::metrics_handler(srv));
 
   int const rc = examples::serve_until_signal(srv, "tokens");
   work.reset();

@@ -6,6 +6,7 @@
 #include <sse/detail/router.hpp>
 #include <sse/detail/worker.hpp>
 #include <sse/server_options.hpp>
+#include <sse/server_stats.hpp>
 #include <sse/http.hpp>
 #include <sse/responder.hpp>
 
@@ -265,6 +266,26 @@ public:
   std::size_t connections() const noexcept { return live_connections_.load(); }
   server_options const& options() const noexcept { return options_; }
 
+  /// The counters, summed over the I/O threads (all zero but `connections` before `start`).
+  /// Safe from any thread, a handler included; costs a lock and a read per thread, nothing on
+  /// the connections' path.
+  server_stats stats() const {
+    server_stats st;
+    st.connections = live_connections_.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lk(stop_mutex_); // workers_ is set by start()
+    for (auto const& w : workers_) {
+      auto const& c = w->counters;
+      st.bytes_written += c.bytes_written.get();
+      st.connections_accepted += c.accepted.get();
+      st.connections_rejected += c.rejected.get();
+      st.streams_opened += c.streams_opened.get();
+      st.streams += static_cast<std::size_t>(c.streams.get());
+      for (std::size_t i = 0; i < st.requests.size(); ++i)
+        st.requests[i] += c.responses[i].get();
+    }
+    return st;
+  }
+
 private:
   template <class F>
   static std::future<void> post_and_wait(asio::any_io_executor const& ex, F f) {
@@ -322,7 +343,7 @@ private:
   std::atomic<std::size_t> live_connections_{0};
   std::size_t next_worker_ = 0;
   std::uint16_t port_ = 0;
-  std::mutex stop_mutex_; ///< guards the flags below and the thread lists
+  mutable std::mutex stop_mutex_; ///< guards workers_, the flags below and the thread lists
   std::condition_variable stop_cv_;
   std::vector<std::thread::id> thread_ids_;
   std::thread stopper_; ///< runs stop() for request_stop()

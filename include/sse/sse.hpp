@@ -7,9 +7,11 @@
 #include <sse/format.hpp>
 #include <sse/frame.hpp>
 #include <sse/json.hpp>
+#include <sse/metrics.hpp>
 #include <sse/queue_limits.hpp>
 #include <sse/http.hpp>
 #include <sse/responder.hpp>
 #include <sse/server.hpp>
 #include <sse/server_options.hpp>
+#include <sse/server_stats.hpp>
 #include <sse/stream.hpp>

@@ -169,6 +169,8 @@ public:
       return;
     if (phase_ == phase::awaiting)
       stop_waiting(); // a late answer is dropped
+    if (phase_ == phase::streaming)
+      w_.counters.streams.sub(1);
     phase_ = phase::closed;
     release_source();
     std::error_code ec;
@@ -255,7 +257,8 @@ private:
       continue_sent_ = true;
       static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(sock_, asio::buffer(cont, sizeof cont - 1),
-                        [self = shared_from_this()](std::error_code ec, std::size_t) {
+                        [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                          self->w_.counters.bytes_written.add(n);
                           if (ec)
                             self->close();
                           else if (self->phase_ == phase::reading)
@@ -467,6 +470,7 @@ private:
 
   // --- ordinary responses -----------------------------------------------------------------
   void respond(response const& res, bool keep_alive) {
+    w_.counters.response(res.status());
     keep_alive_ = keep_alive && !w_.stopping;
     out_.clear();
     append_status_line(res.status());
@@ -521,6 +525,8 @@ private:
   /// Half-close, then drain what the peer still sends for a moment: a plain close with unread
   /// input resets the connection and can destroy the error response before it is read.
   void linger_close() {
+    if (phase_ == phase::streaming)
+      w_.counters.streams.sub(1);
     phase_ = phase::lingering;
     std::error_code ec;
     sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
@@ -554,6 +560,7 @@ private:
       respond(response::text(500, "internal server error\n"), false);
       return;
     }
+    w_.counters.response(200);
     chunked_ = !http10_; // HTTP/1.1 clients that read in blocks see each event at once
     out_.clear();
     append_status_line(200);
@@ -594,6 +601,8 @@ private:
     parser_.reset();
     rbuf_.reset();
     phase_ = phase::streaming;
+    w_.counters.streams_opened.add(1);
+    w_.counters.streams.add(1);
     last_write_ = clock::now();
     std::error_code ec;
     sock_.non_blocking(true, ec); // the writer tries each write before going async
@@ -682,6 +691,7 @@ private:
       // operation, no completion to schedule, and no second look at the queue.
       std::error_code ec;
       std::size_t const n = sock_.write_some(bufs_, ec);
+      w_.counters.bytes_written.add(ec ? 0 : n);
       if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
         close();
         return;
@@ -712,6 +722,7 @@ private:
 
   void on_some_written(std::error_code ec, std::size_t n, bool stream) {
     if (!ec) {
+      w_.counters.bytes_written.add(n);
       last_progress_ = clock::now(); // progress
       consume(bufs_, n);
       if (!bufs_.empty() && phase_ != phase::closed) {
@@ -882,8 +893,10 @@ inline void worker::adopt(asio::ip::tcp::socket s) {
   if (refusing || live_connections.load() >= opts.max_connections) {
     static constexpr char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\nRetry-After: 5\r\n\r\n";
+    counters.rejected.add(1);
     s.non_blocking(true, ec);
-    s.write_some(asio::buffer(busy, sizeof busy - 1), ec);
+    std::size_t const n = s.write_some(asio::buffer(busy, sizeof busy - 1), ec);
+    counters.bytes_written.add(ec ? 0 : n);
     s.close(ec);
     return;
   }
@@ -901,6 +914,7 @@ inline void worker::link(connection* c) {
     head_->prev = c;
   head_ = c;
   live_connections.fetch_add(1);
+  counters.accepted.add(1);
 }
 
 inline void worker::unlink(connection* c) {

@@ -3,6 +3,7 @@
 // One I/O thread of the server: its io_context, its connections, one timer for all of their
 // deadlines and heartbeats, and the streams woken by publishers.
 
+#include <sse/detail/counters.hpp>
 #include <sse/detail/deadline.hpp>
 #include <sse/detail/router.hpp>
 #include <sse/server_options.hpp>
@@ -149,6 +150,7 @@ public:
   bool finished = false; ///< stopped: the sweep timer is not armed again
   clock::time_point stop_deadline;
   std::minstd_rand rng{std::random_device{}()};
+  worker_counters counters; ///< written on this worker's thread only; read by server::stats()
 
 private:
   void drain_ready();
