@@ -6,6 +6,7 @@
 //   POST /message  {"user": "...", "text": "..."}: a chat message, stamped with the time
 //   POST /publish  a plain-text body, published as it is (?topic=T&event=NAME); answers the id
 //   GET  /metrics  the server's and the broker's metrics, for Prometheus
+#include "../common/auth.hpp"
 #include "../common/options.hpp"
 #include "../common/run.hpp"
 #include "../common/topics.hpp"
@@ -61,7 +62,15 @@ std::string field(nlohmann::json const& j, char const* name, std::size_t max) {
 } // namespace
 
 int main(int argc, char** argv) {
-  auto options = examples::parse_options(argc, argv, "chat", "A live chat room over Server-Sent Events.");
+  examples::access_rules rules;
+  rules.publish_token = examples::take_text_flag(argc, argv, "--publish-token");
+  rules.subscribe_token = examples::take_text_flag(argc, argv, "--subscribe-token");
+  rules.publish = {"POST /message", "POST /publish"};
+  auto options = examples::parse_options(
+      argc, argv, "chat",
+      "A live chat room over Server-Sent Events.\n"
+      "  --publish-token T    POST /message and /publish need Authorization: Bearer T\n"
+      "  --subscribe-token T  topics private.* need the cookie sse_token=T (or Bearer T)");
   // Consistent bounds: a body (64 KiB) fits in one event and a subscriber's queue holds at
   // least 16 of the largest, so no single publish can evict a listener; larger bodies get 413.
   constexpr std::size_t max_event = 64 * 1024;
@@ -71,6 +80,7 @@ int main(int argc, char** argv) {
   // A page that reconnects gets the messages it missed: the last 1000, or 10 minutes' worth.
   broker.set_history(sse::history_limits{1000, 4 * 1024 * 1024, std::chrono::minutes(10)});
   sse::server srv(options);
+  srv.before(examples::access_hook(rules)); // also: private.* topics are closed without a token
 
   srv.route("GET", "/", [](sse::request&) { return sse::response::html(std::string(chat_page)); });
 

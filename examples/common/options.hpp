@@ -1,12 +1,13 @@
 #pragma once
 
 // Command-line flags shared by the examples: --host, --port, --threads, --heartbeat,
-// --max-connections, --allow-origin, --allow-credentials.
+// --max-connections, --allow-origin, --allow-credentials, --access-log.
 
 #include <sse/server_options.hpp>
 
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <stdexcept>
@@ -40,6 +41,15 @@ inline long take_flag(int& argc, char** argv, char const* program, std::string_v
   return value;
 }
 
+/// One line per request on stderr: remote "METHOD target" status bytes duration [stream].
+inline void print_access(sse::access_entry const& e) {
+  std::fprintf(stderr, "%s:%u \"%.*s %.*s\" %d %llu B %.1f ms%s\n",
+               e.remote.address().to_string().c_str(), static_cast<unsigned>(e.remote.port()),
+               static_cast<int>(e.method.size()), e.method.data(), static_cast<int>(e.target.size()),
+               e.target.data(), e.status, static_cast<unsigned long long>(e.bytes),
+               static_cast<double>(e.duration.count()) / 1000.0, e.stream ? " stream" : "");
+}
+
 /// Parses the common flags into `o`; prints usage and exits on --help or a bad flag.
 inline sse::server_options parse_options(int argc, char** argv, char const* name,
                                          char const* what) {
@@ -49,12 +59,13 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
   auto usage = [&](std::ostream& os) {
     os << "usage: " << name
        << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS] [--max-connections N]\n"
-       << "       [--allow-origin ORIGIN]... [--allow-credentials]\n"
+       << "       [--allow-origin ORIGIN]... [--allow-credentials] [--access-log]\n"
        << what << "\n"
        << "Serves on 127.0.0.1:8080 by default. --max-connections defaults to the descriptor\n"
        << "limit (ulimit -n) less a reserve; past it new connections get 503.\n"
        << "--allow-origin lets pages from ORIGIN (e.g. http://localhost:3000; * for any) use\n"
-       << "the routes (CORS); --allow-credentials lets them send cookies.\n";
+       << "the routes (CORS); --allow-credentials lets them send cookies. --access-log prints\n"
+       << "a line per request to stderr.\n";
   };
   auto number = [&](std::string_view flag, char const* value, long lo, long hi) {
     char* end = nullptr;
@@ -88,6 +99,8 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
       ++i;
     } else if (flag == "--allow-credentials") {
       o.cors.allow_credentials = true;
+    } else if (flag == "--access-log") {
+      o.access_log = print_access;
     } else if (flag == "--max-connections") {
       o.max_connections = static_cast<std::size_t>(number(flag, value, 1, 10'000'000));
       ++i;

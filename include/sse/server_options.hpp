@@ -2,6 +2,8 @@
 
 /// Settings of `sse::server`.
 
+#include <asio/ip/tcp.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +28,18 @@ struct cors_options {
   std::vector<std::string> expose_headers;
   /// How long a browser may cache a preflight answer.
   std::chrono::seconds max_age{600};
+};
+
+/// One answered request, as `server_options::access_log` sees it.
+struct access_entry {
+  std::string_view method; ///< as received; empty if the request line was unreadable
+  std::string_view target; ///< the request-target as received
+  int status = 0;
+  std::uint64_t bytes = 0; ///< written for it: head and body, or everything a stream sent
+  /// From the request's arrival to its last byte written (for a stream: to its end).
+  std::chrono::microseconds duration{0};
+  asio::ip::tcp::endpoint remote;
+  bool stream = false;
 };
 
 /// The server's settings; every limit is bounded and configurable.
@@ -74,6 +88,10 @@ struct server_options {
   /// stream, an exception out of a completion handler. Empty: one line on stderr. Called on an
   /// I/O thread; must not throw.
   std::function<void(std::string_view)> error_log;
+
+  /// Called once per answered request (a stream: when it ends), on an I/O thread, after the
+  /// last byte is written; must not block or throw. Empty: no access log.
+  std::function<void(access_entry const&)> access_log;
 
   cors_options cors;
 };

@@ -171,6 +171,7 @@ public:
       stop_waiting(); // a late answer is dropped
     if (phase_ == phase::streaming)
       w_.counters.streams.sub(1);
+    end_log(); // a response cut off, or a stream that ended with its client
     phase_ = phase::closed;
     release_source();
     std::error_code ec;
@@ -258,7 +259,7 @@ private:
       static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(sock_, asio::buffer(cont, sizeof cont - 1),
                         [self = shared_from_this()](std::error_code ec, std::size_t n) {
-                          self->w_.counters.bytes_written.add(n);
+                          self->wrote(n);
                           if (ec)
                             self->close();
                           else if (self->phase_ == phase::reading)
@@ -270,6 +271,7 @@ private:
   }
 
   void handle_request() {
+    begin_log();
     origin_.clear();
     keep_alive_ = parser_->get().keep_alive();
     head_ = parser_->get().method == "HEAD";
@@ -471,6 +473,7 @@ private:
   // --- ordinary responses -----------------------------------------------------------------
   void respond(response const& res, bool keep_alive) {
     w_.counters.response(res.status());
+    log_.status = res.status();
     keep_alive_ = keep_alive && !w_.stopping;
     out_.clear();
     append_status_line(res.status());
@@ -496,6 +499,7 @@ private:
     writing_ = false;
     if (phase_ != phase::writing)
       return;
+    end_log();
     if (ec) {
       close();
       return;
@@ -517,6 +521,8 @@ private:
   }
 
   void fail(int status, std::string reason) {
+    if (!log_.active)
+      begin_log(); // what of the request line arrived
     origin_.clear();
     head_ = parser_ && parser_->get().method == "HEAD";
     respond(response::text(status, reason + "\n"), false);
@@ -527,6 +533,7 @@ private:
   void linger_close() {
     if (phase_ == phase::streaming)
       w_.counters.streams.sub(1);
+    end_log();
     phase_ = phase::lingering;
     std::error_code ec;
     sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
@@ -561,6 +568,8 @@ private:
       return;
     }
     w_.counters.response(200);
+    log_.status = 200;
+    log_.stream = !head_;
     chunked_ = !http10_; // HTTP/1.1 clients that read in blocks see each event at once
     out_.clear();
     append_status_line(200);
@@ -691,7 +700,7 @@ private:
       // operation, no completion to schedule, and no second look at the queue.
       std::error_code ec;
       std::size_t const n = sock_.write_some(bufs_, ec);
-      w_.counters.bytes_written.add(ec ? 0 : n);
+      wrote(ec ? 0 : n);
       if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
         close();
         return;
@@ -722,7 +731,7 @@ private:
 
   void on_some_written(std::error_code ec, std::size_t n, bool stream) {
     if (!ec) {
-      w_.counters.bytes_written.add(n);
+      wrote(n);
       last_progress_ = clock::now(); // progress
       consume(bufs_, n);
       if (!bufs_.empty() && phase_ != phase::closed) {
@@ -830,6 +839,54 @@ private:
     out_ += reason_phrase(status);
     out_ += "\r\n";
   }
+  /// Bytes of the current response went out.
+  void wrote(std::size_t n) {
+    w_.counters.bytes_written.add(n);
+    log_.bytes += n;
+  }
+
+  // --- the access log ---------------------------------------------------------------------
+  struct log_state {
+    bool active = false;
+    std::string method, target;
+    int status = 0;
+    std::uint64_t bytes = 0;
+    bool stream = false;
+    clock::time_point at;
+  };
+
+  void begin_log() {
+    if (!w_.opts.access_log)
+      return;
+    log_.active = true;
+    log_.method = parser_ ? parser_->get().method : std::string();
+    log_.target = parser_ ? parser_->get().target : std::string();
+    log_.status = 0;
+    log_.bytes = 0;
+    log_.stream = false;
+    log_.at = clock::now();
+  }
+
+  void end_log() noexcept {
+    if (!log_.active)
+      return;
+    log_.active = false;
+    if (log_.status == 0)
+      return; // nothing was answered (the client left first)
+    access_entry e;
+    e.method = log_.method;
+    e.target = log_.target;
+    e.status = log_.status;
+    e.bytes = log_.bytes;
+    e.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - log_.at);
+    e.remote = remote_;
+    e.stream = log_.stream;
+    try {
+      w_.opts.access_log(e);
+    } catch (...) {
+    }
+  }
+
   /// `Date`, unless the handler set its own.
   void append_date(response const& res) {
     for (auto const& h : res.headers())
@@ -869,6 +926,7 @@ private:
   std::shared_ptr<subscriber_state<frame>> queue_;
   std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
   std::string origin_;                       ///< the request's Origin, for CORS
+  log_state log_;                            ///< the request being answered, for the access log
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
   char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
