@@ -1,7 +1,7 @@
 #pragma once
 
 // Command-line flags shared by the examples: --host, --port, --threads, --heartbeat,
-// --max-connections, --allow-origin, --allow-credentials, --access-log.
+// --max-connections, --allow-origin, --allow-credentials, --access-log, --drain.
 
 #include <sse/server_options.hpp>
 
@@ -16,6 +16,9 @@
 #include <system_error>
 
 namespace examples {
+
+/// How long SIGTERM's drain spreads the streams' ends over (--drain SECONDS; 0: stop at once).
+inline std::chrono::milliseconds drain_window{2000};
 
 /// Takes `name N` out of argv (so parse_options does not see it) and returns N, or `fallback`;
 /// exits with a message if N is not a number from `lo` to `hi`.
@@ -59,13 +62,15 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
   auto usage = [&](std::ostream& os) {
     os << "usage: " << name
        << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS] [--max-connections N]\n"
-       << "       [--allow-origin ORIGIN]... [--allow-credentials] [--access-log]\n"
+       << "       [--allow-origin ORIGIN]... [--allow-credentials] [--access-log] [--drain SECONDS]\n"
        << what << "\n"
        << "Serves on 127.0.0.1:8080 by default. --max-connections defaults to the descriptor\n"
        << "limit (ulimit -n) less a reserve; past it new connections get 503.\n"
        << "--allow-origin lets pages from ORIGIN (e.g. http://localhost:3000; * for any) use\n"
        << "the routes (CORS); --allow-credentials lets them send cookies. --access-log prints\n"
-       << "a line per request to stderr.\n";
+       << "a line per request to stderr. SIGTERM drains: streams end spread over --drain\n"
+       << "seconds (default 2; 0: at once), so clients reconnect a few at a time; a second\n"
+       << "signal stops at once.\n";
   };
   auto number = [&](std::string_view flag, char const* value, long lo, long hi) {
     char* end = nullptr;
@@ -99,6 +104,9 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
       ++i;
     } else if (flag == "--allow-credentials") {
       o.cors.allow_credentials = true;
+    } else if (flag == "--drain") {
+      drain_window = std::chrono::seconds(number(flag, value, 0, 3600));
+      ++i;
     } else if (flag == "--access-log") {
       o.access_log = print_access;
     } else if (flag == "--max-connections") {

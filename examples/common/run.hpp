@@ -1,15 +1,21 @@
 #pragma once
 
-// Starts a server, prints its URL and serves until SIGINT or SIGTERM.
+// Starts a server, prints its URL and serves until SIGINT or SIGTERM: the first drains (streams
+// end spread over --drain seconds, so clients come back a few at a time), a second stops at once.
 
 #include <sse/server.hpp>
 
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/signal_set.hpp>
 
+#include "options.hpp"
+
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <thread>
 
 namespace examples {
 
@@ -27,8 +33,27 @@ inline int serve_until_signal(sse::server& srv, char const* name) {
   std::cout << name << ": serving http://" << host << ":" << srv.port() << "/" << std::endl;
   asio::io_context signals_io;
   asio::signal_set signals(signals_io, SIGINT, SIGTERM);
-  signals.async_wait([&](std::error_code, int) { srv.stop(); });
+  std::thread drainer;
+  std::function<void()> await_signal = [&] {
+    signals.async_wait([&](std::error_code ec, int) {
+      if (ec)
+        return;
+      if (drainer.joinable() || drain_window.count() == 0) {
+        srv.stop(); // the second signal: at once (cuts a drain short)
+        return;
+      }
+      std::cerr << name << ": draining for " << drain_window.count() << " ms\n";
+      drainer = std::thread([&] {
+        srv.drain(drain_window);
+        asio::post(signals_io, [&] { signals.cancel(); });
+      });
+      await_signal();
+    });
+  };
+  await_signal();
   signals_io.run();
+  if (drainer.joinable())
+    drainer.join();
   std::cerr << name << ": stopped\n";
   return 0;
 }

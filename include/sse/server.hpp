@@ -203,7 +203,18 @@ public:
   /// application's io_context) use `request_stop()`. On the application's io_context, the
   /// server's work is gone from it when `stop()` returns; the io_context itself runs on.
   /// @throws std::logic_error when called on a thread it would wait for.
-  void stop() {
+  void stop() { shut_down(std::nullopt); }
+
+  /// Drains for a rolling restart, then stops: new connections and requests are refused (503
+  /// with `Retry-After`) as by `stop()`, then each open stream, at its own moment spread evenly
+  /// over `window`, gets what was queued for it by then, a `retry:` hint (with jitter) and its
+  /// end, so that clients reconnect (to other nodes) a few at a time, not all at once. A
+  /// `stop()` meanwhile (a second signal) cuts the drain short and ends the rest at once.
+  /// @throws std::logic_error as `stop()`.
+  void drain(std::chrono::milliseconds window) { shut_down(detail::clamp_wait(window)); }
+
+private:
+  void shut_down(std::optional<std::chrono::milliseconds> drain_window) {
     {
       std::unique_lock<std::mutex> lk(stop_mutex_);
       if (!started_)
@@ -214,6 +225,7 @@ public:
         throw std::logic_error("sse::server::stop: called on a thread that runs the server, "
                                "which it would wait for; use request_stop()");
       if (stopping_) {
+        cut_drain_ = true; // a stop during a drain ends it now
         stop_cv_.wait(lk, [&] { return stopped_; });
         return;
       }
@@ -230,6 +242,17 @@ public:
     for (auto& f : phase)
       f.wait();
     phase.clear();
+    if (drain_window) {
+      for (auto& w : workers_)
+        phase.push_back(w->drain(*drain_window));
+      // Each stream's turn comes from the workers' sweeps; wait for them, or for a stop.
+      auto const deadline = std::chrono::steady_clock::now() + *drain_window + options_.stop_timeout;
+      for (auto& f : phase)
+        while (!cut_drain_ && std::chrono::steady_clock::now() < deadline &&
+               f.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+        }
+      phase.clear();
+    }
     for (auto& w : workers_)
       phase.push_back(w->shut_down());
     for (auto& f : phase)
@@ -251,6 +274,7 @@ public:
     stop_cv_.notify_all();
   }
 
+public:
   /// Asks for `stop()` without waiting for it: safe from a handler or any other thread.
   /// `wait()` returns once the stop is done.
   void request_stop() {
@@ -347,6 +371,7 @@ private:
   std::condition_variable stop_cv_;
   std::vector<std::thread::id> thread_ids_;
   std::thread stopper_; ///< runs stop() for request_stop()
+  std::atomic<bool> cut_drain_{false};
   bool started_ = false;
   bool stopping_ = false;
   bool stopped_ = false;

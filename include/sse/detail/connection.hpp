@@ -109,7 +109,10 @@ public:
       }
       break;
     case phase::streaming:
-      if (!writing_ && now - last_write_ >= w_.opts.heartbeat) {
+      if (drain_ == drain_state::scheduled && now >= drain_at_) {
+        drain_ = drain_state::due;
+        pump();
+      } else if (!writing_ && now - last_write_ >= w_.opts.heartbeat) {
         heartbeat_due_ = true;
         pump();
       }
@@ -171,6 +174,7 @@ public:
       stop_waiting(); // a late answer is dropped
     if (phase_ == phase::streaming)
       w_.counters.streams.sub(1);
+    drained();
     end_log(); // a response cut off, or a stream that ended with its client
     phase_ = phase::closed;
     release_source();
@@ -533,6 +537,7 @@ private:
   void linger_close() {
     if (phase_ == phase::streaming)
       w_.counters.streams.sub(1);
+    drained();
     end_log();
     phase_ = phase::lingering;
     std::error_code ec;
@@ -628,6 +633,18 @@ private:
     return true;
   }
 
+public:
+  /// Drain: at `at`, write what is queued then, a `retry:` hint, and end the stream. False if
+  /// this is not a stream.
+  bool drain_at(clock::time_point at) {
+    if (phase_ != phase::streaming || ending_ || drain_ != drain_state::none)
+      return false;
+    drain_ = drain_state::scheduled;
+    drain_at_ = at;
+    return true;
+  }
+
+private:
   /// After the last event: the terminating chunk (for a chunked stream), then the close.
   void end_stream() {
     ending_ = true;
@@ -650,14 +667,21 @@ private:
           return;
         }
       } else {
-        queue_->pop_all(pending_, max_batch);
+        if (drain_ != drain_state::hinted)
+          queue_->pop_all(pending_, max_batch);
+        if (drain_ == drain_state::due && pending_.size() < max_batch) {
+          // Everything queued until now is in this write; then the hint, then the end. What
+          // is published later the client gets where it reconnects, by its Last-Event-ID.
+          pending_.push_back(retry_frame());
+          drain_ = drain_state::hinted;
+        }
         if (heartbeat_due_) {
           heartbeat_due_ = false;
           if (pending_.empty() && out_.empty())
             pending_.push_back(heartbeat_frame());
         }
         if (pending_.empty() && out_.empty()) {
-          if (w_.stopping) { // everything queued is written
+          if (w_.stopping || drain_ == drain_state::hinted) { // everything queued is written
             end_stream();
             continue;
           }
@@ -839,6 +863,14 @@ private:
     out_ += reason_phrase(status);
     out_ += "\r\n";
   }
+  /// A stream the drain scheduled has ended.
+  void drained() {
+    if (drain_ == drain_state::none || drain_ == drain_state::done)
+      return;
+    drain_ = drain_state::done;
+    w_.stream_drained();
+  }
+
   /// Bytes of the current response went out.
   void wrote(std::size_t n) {
     w_.counters.bytes_written.add(n);
@@ -927,6 +959,9 @@ private:
   std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
   std::string origin_;                       ///< the request's Origin, for CORS
   log_state log_;                            ///< the request being answered, for the access log
+  enum class drain_state { none, scheduled, due, hinted, done };
+  drain_state drain_ = drain_state::none; ///< server::drain: this stream's turn to end
+  clock::time_point drain_at_;
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
   char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
@@ -1004,7 +1039,7 @@ inline void worker::schedule_sweep() {
                           opts.body_timeout, opts.idle_timeout, opts.handler_timeout}) / 4;
   period = std::clamp(period, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
   if (refusing)
-    period = std::min(period, std::chrono::milliseconds(50));
+    period = std::min(period, std::chrono::milliseconds(20));
   sweep_timer.expires_after(period);
   sweep_timer.async_wait([this](std::error_code ec) {
     if (!ec && !finished)
@@ -1040,6 +1075,7 @@ inline std::future<void> worker::refuse() {
   asio::post(ex, [this, done] {
     refusing = true;
     refuse_deadline = clock::now() + opts.stop_timeout;
+    schedule_sweep(); // at the stopping pace now, not at the end of a long idle period
     done->set_value(refused_.get_future());
     check_refused();
   });
@@ -1059,6 +1095,7 @@ inline std::future<void> worker::shut_down() {
   asio::post(ex, [this, done] {
     refusing = stopping = true;
     stop_deadline = clock::now() + opts.stop_timeout;
+    schedule_sweep();
     done->set_value(drained_.get_future());
     for (connection* c = head_; c;) {
       auto keep = c->shared_from_this();
@@ -1069,6 +1106,39 @@ inline std::future<void> worker::shut_down() {
     check_drained();
   });
   return f.get();
+}
+
+inline std::future<void> worker::drain(std::chrono::milliseconds window) {
+  auto done = std::make_shared<std::promise<std::future<void>>>();
+  auto f = done->get_future();
+  asio::post(ex, [this, done, window] {
+    std::vector<connection*> streams;
+    for (connection* c = head_; c; c = c->next)
+      streams.push_back(c);
+    auto const now = clock::now();
+    std::size_t const n = streams.size();
+    // Evenly over the window, in a random order so no group of clients always goes first.
+    std::shuffle(streams.begin(), streams.end(), rng);
+    for (std::size_t i = 0; i < n; ++i)
+      if (streams[i]->drain_at(now + window * static_cast<long>(i + 1) / static_cast<long>(n + 1)))
+        ++drain_pending_;
+    done->set_value(streams_drained_.get_future());
+    check_streams_drained();
+    schedule_sweep(); // each stream's turn is seen by the sweep: at its quicker pace from now
+  });
+  return f.get();
+}
+
+inline void worker::stream_drained() {
+  --drain_pending_;
+  check_streams_drained();
+}
+
+inline void worker::check_streams_drained() {
+  if (!streams_drained_set_ && drain_pending_ == 0) {
+    streams_drained_set_ = true;
+    streams_drained_.set_value();
+  }
 }
 
 inline std::future<void> worker::finish() {

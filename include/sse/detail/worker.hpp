@@ -107,6 +107,10 @@ public:
     --awaiting;
     check_refused();
   }
+  /// From any thread, after refuse: ends every stream at its own moment, evenly over
+  /// `window`; the future is ready once all of them have ended.
+  std::future<void> drain(std::chrono::milliseconds window);
+  void stream_drained();
   /// From any thread: flush and close every connection; the future is ready when all are gone.
   std::future<void> shut_down();
   /// From any thread, after shut_down: no more timers, no more posts from responders; the
@@ -158,6 +162,7 @@ private:
   void sweep();
   void check_drained();
   void check_refused();
+  void check_streams_drained();
 
   asio::steady_timer sweep_timer;
   connection* head_ = nullptr;
@@ -168,6 +173,9 @@ private:
   bool drained_set_ = false;
   std::promise<void> refused_;
   bool refused_set_ = false;
+  std::size_t drain_pending_ = 0;
+  std::promise<void> streams_drained_;
+  bool streams_drained_set_ = false;
   std::time_t date_at_ = 0;
   std::string date_;
 };
