@@ -50,10 +50,9 @@ template <class T>
 class recorder {
 public:
   void push(T v) {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      items_.push_back(std::move(v));
-    }
+    // Notified under the lock: a waiter that wakes may destroy the recorder right after.
+    std::lock_guard<std::mutex> lk(m_);
+    items_.push_back(std::move(v));
     cv_.notify_all();
   }
   // Waits until pred(items) holds or the limit passes; returns whether it held.
@@ -120,8 +119,8 @@ struct connected {
     conn.start();
     REQUIRE(events.wait(reached(connection_state::connected)));
   }
+  states events; // declared first: outlives the connection, whose handler pushes into it
   sse::redis::connection conn;
-  states events;
 };
 
 } // namespace
@@ -190,7 +189,9 @@ TEST_CASE("redis commands work with use_future; an error reply throws", "[redis]
   REQUIRE(pong.wait_for(wait_limit) == std::future_status::ready);
   CHECK(pong.get().str() == "PONG");
 
-  auto bad = c.conn.async_command({"NOSUCHCOMMAND"}, asio::use_future);
+  // Shared, so the state (and the exception in it) outlives the checks below: std::future::get
+  // would let it go first, and its last owner may then be the thread that set it.
+  auto bad = c.conn.async_command({"NOSUCHCOMMAND"}, asio::use_future).share();
   REQUIRE(bad.wait_for(wait_limit) == std::future_status::ready);
   try {
     bad.get();
@@ -206,9 +207,9 @@ TEST_CASE("redis subscriber delivers in order and follows SUBSCRIBE/UNSUBSCRIBE"
   io_thread t;
   connected c(t.io, options_for(server.port()));
 
-  sse::redis::subscriber sub(t.io.get_executor(), options_for(server.port()));
-  recorder<std::pair<std::string, std::string>> messages;
+  recorder<std::pair<std::string, std::string>> messages; // outlive the subscriber
   states events;
+  sse::redis::subscriber sub(t.io.get_executor(), options_for(server.port()));
   sub.set_state_handler([&](auto const& e) { events.push(e); });
   sub.set_message_handler([&](std::string_view ch, std::string_view m) {
     messages.push({std::string(ch), std::string(m)});
@@ -262,11 +263,12 @@ TEST_CASE("redis killed: pending commands fail with connection_lost at once, the
   io_thread t;
   connected c(t.io, options_for(server.port()));
 
-  sse::redis::subscriber sub(t.io.get_executor(), options_for(server.port()));
-  recorder<std::string> messages;
+  recorder<std::string> messages; // outlive the subscriber
   states sub_events;
+  sse::redis::subscriber sub(t.io.get_executor(), options_for(server.port()));
   sub.set_state_handler([&](auto const& e) { sub_events.push(e); });
-  sub.set_message_handler([&](std::string_view, std::string_view m) { messages.push(std::string(m)); });
+  sub.set_message_handler(
+      [&](std::string_view, std::string_view m) { messages.push(std::string(m)); });
   sub.subscribe("news");
   sub.start();
   // Subscribed before start: restored in the first attempt, before `connected` is told.
@@ -333,10 +335,11 @@ TEST_CASE("redis refuses commands past max_pending_bytes while the server is fro
     max_seen = std::max(max_seen, c.conn.pending_bytes());
   }
   CHECK(max_seen <= o.max_pending_bytes);
-  // The refusals complete while redis is still frozen: they do not wait for it.
-  REQUIRE(done.wait([&](auto const&) { return full.load() > 0 && full.load() + ok.load() + other.load() >= full.load(); }));
-  REQUIRE(done.wait([&](auto const& v) { return static_cast<int>(v.size()) >= full.load() && full.load() >= n - 700; }));
+  // The refusals complete while redis is still frozen: they do not wait for it. At most
+  // 64 KiB / ~130 bytes of commands fit, so nearly all are refused.
+  REQUIRE(done.wait([&](auto const&) { return full.load() >= n - 600; }));
   CHECK(ok.load() == 0);
+  CHECK(other.load() == 0);
   CHECK(c.conn.pending_bytes() > 0);
   CHECK(c.conn.pending_bytes() <= o.max_pending_bytes);
 
@@ -357,8 +360,8 @@ TEST_CASE("redis connect times out against a port that accepts nothing", "[redis
   auto o = options_for(silent.local_endpoint().port());
   o.connect_timeout = 200ms;
   o.reconnect = false;
-  sse::redis::connection conn(t.io.get_executor(), o);
   states events;
+  sse::redis::connection conn(t.io.get_executor(), o);
   conn.set_state_handler([&](auto const& e) { events.push(e); });
   auto started = std::chrono::steady_clock::now();
   conn.start();
@@ -380,8 +383,8 @@ TEST_CASE("redis connect times out against a port that accepts nothing", "[redis
 TEST_CASE("redis connection refused: connect_failed, then retries with backoff", "[redis]") {
   io_thread t;
   auto o = options_for(sse_test::free_port()); // nothing listens there now
-  sse::redis::connection conn(t.io.get_executor(), o);
   states events;
+  sse::redis::connection conn(t.io.get_executor(), o);
   conn.set_state_handler([&](auto const& e) { events.push(e); });
   conn.start();
   REQUIRE(events.wait(reached(connection_state::disconnected, 3)));
@@ -409,8 +412,8 @@ TEST_CASE("redis AUTH: a wrong password is auth_failed with Redis' text, the rig
     auto o = options_for(server.port());
     o.password = "wrong";
     o.reconnect = false;
-    sse::redis::connection conn(t.io.get_executor(), o);
     states events;
+    sse::redis::connection conn(t.io.get_executor(), o);
     conn.set_state_handler([&](auto const& e) { events.push(e); });
     conn.start();
     REQUIRE(events.wait(reached(connection_state::disconnected)));

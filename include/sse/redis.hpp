@@ -40,7 +40,9 @@ public:
     if (before_)
       before_();
     auto ex = work_.get_executor();
-    asio::post(ex, [h = std::move(handler_), args...]() mutable { std::move(h)(std::move(args)...); });
+    asio::post(ex, [h = std::move(handler_), args...]() mutable {
+      std::move(h)(std::move(args)...);
+    });
     work_.reset();
   }
 

@@ -279,7 +279,8 @@ private:
     auto l = owner_.lock();
     auto from = weak_from_this().lock();
     if (l && from)
-      asio::post(ex_, [l = std::move(l), from = std::move(from), ec, what = std::move(what)]() mutable {
+      asio::post(ex_, [l = std::move(l), from = std::move(from), ec,
+                       what = std::move(what)]() mutable {
         l->on_closed(from.get(), ec, std::move(what));
       });
   }

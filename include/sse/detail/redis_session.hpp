@@ -261,7 +261,8 @@ private:
   asio::steady_timer connect_timer_, retry_timer_;
   std::minstd_rand rng_;
   std::shared_ptr<state_handler const> on_state_;
-  std::atomic<sse::redis::connection_state> public_state_{sse::redis::connection_state::disconnected};
+  std::atomic<sse::redis::connection_state> public_state_{
+      sse::redis::connection_state::disconnected};
   std::uint64_t generation_ = 0; // bumped per attempt and per ending: older callbacks are stale
   unsigned failures_ = 0;
   bool started_ = false;
