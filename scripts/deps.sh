@@ -49,5 +49,8 @@ SSE_TEST_PACKAGES+=(prometheus)
 # clang's sanitizer runtime is only a Recommends (of libclang-common-14-dev, under clang);
 # python3 picks free ports in tests.
 SSE_TEST_PACKAGES+=(libclang-rt-14-dev python3)
+# The optional sse::redis component: built when hiredis is found, tested against a redis-server
+# each test starts itself. Not build packages: the core builds without them.
+SSE_TEST_PACKAGES+=(libhiredis-dev redis-server)
 # libFuzzer is in libclang-rt-14-dev too.
 SSE_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

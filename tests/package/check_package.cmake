@@ -1,5 +1,5 @@
 # Installs sse into a staging prefix, then configures, builds and runs tests/package against it.
-# Inputs: SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER.
+# Inputs: SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER, WITH_REDIS (the component was built).
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(stage "${WORK_DIR}/stage")
 
@@ -24,14 +24,40 @@ foreach(f include/sse/sse.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/ss
 endforeach()
 
 # Only the staging prefix is searched, so the consumer cannot see the source tree.
+if(WITH_REDIS)
+  foreach(f include/sse/redis.hpp share/cmake/sse/sseRedisTargets.cmake share/cmake/sse/Findhiredis.cmake)
+    if(NOT EXISTS "${stage}/${f}")
+      message(FATAL_ERROR "not installed: ${f}")
+    endif()
+  endforeach()
+endif()
 run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package" -B "${WORK_DIR}/consumer-build"
     -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${stage}
-    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DSSE_WITH_REDIS=${WITH_REDIS})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer-build")
 run("${WORK_DIR}/consumer-build/consumer")
 
 set(expected "event: greeting\nid: 1\ndata: hello\n\nid: 2\ndata: {\"ok\":true}\n\n")
 if(NOT last_output STREQUAL expected)
   message(FATAL_ERROR "consumer printed:\n${last_output}\nexpected:\n${expected}")
+endif()
+if(WITH_REDIS)
+  run("${WORK_DIR}/consumer-build/redis_consumer")
+  if(NOT last_output STREQUAL "redis: not connected to redis\n")
+    message(FATAL_ERROR "redis_consumer printed:\n${last_output}")
+  endif()
+  # Only COMPONENTS redis looks for hiredis: without it the core is still found, the component
+  # is not, and the message says what is missing.
+  run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package" -B "${WORK_DIR}/no-hiredis-core"
+      -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${stage}
+      -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_DISABLE_FIND_PACKAGE_hiredis=ON)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package"
+      -B "${WORK_DIR}/no-hiredis-redis" -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+      -DCMAKE_PREFIX_PATH=${stage} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+      -DCMAKE_DISABLE_FIND_PACKAGE_hiredis=ON -DSSE_WITH_REDIS=ON
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "needs hiredis")
+    message(FATAL_ERROR "COMPONENTS redis without hiredis should fail naming it:\n${out}\n${err}")
+  endif()
 endif()
 message(STATUS "installed package found and used by an outside project")
