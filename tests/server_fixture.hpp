@@ -15,9 +15,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sse_test {
@@ -59,6 +61,26 @@ private:
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<sse::event_stream> streams_;
+};
+
+/// Collects what the server reports through `server_options::error_log`.
+struct error_log {
+  std::mutex m;
+  std::vector<std::string> lines;
+
+  std::function<void(std::string_view)> sink() {
+    return [this](std::string_view s) {
+      std::lock_guard<std::mutex> lk(m);
+      lines.emplace_back(s);
+    };
+  }
+  bool has(std::string_view part) {
+    std::lock_guard<std::mutex> lk(m);
+    for (auto const& l : lines)
+      if (l.find(part) != std::string::npos)
+        return true;
+    return false;
+  }
 };
 
 inline sse::server_options test_options() {

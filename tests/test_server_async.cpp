@@ -68,24 +68,6 @@ struct responder_slot {
   }
 };
 
-struct log_lines {
-  std::mutex m;
-  std::vector<std::string> lines;
-  std::function<void(std::string_view)> sink() {
-    return [this](std::string_view s) {
-      std::lock_guard<std::mutex> lk(m);
-      lines.emplace_back(s);
-    };
-  }
-  bool has(std::string_view part) {
-    std::lock_guard<std::mutex> lk(m);
-    for (auto const& l : lines)
-      if (l.find(part) != std::string::npos)
-        return true;
-    return false;
-  }
-};
-
 } // namespace
 
 TEST_CASE("asynchronous handler answers later from another thread, in pipelined order", "[server][async]") {
@@ -182,7 +164,7 @@ TEST_CASE("asynchronous handler whose client left: the answer is dropped safely"
 TEST_CASE("asynchronous handler that never answers: 503 at handler_timeout", "[server][async]") {
   auto o = test_options();
   o.handler_timeout = 300ms;
-  log_lines log;
+  error_log log;
   o.error_log = log.sink();
   responder_slot slot;
   sse::server srv(o);
@@ -204,7 +186,7 @@ TEST_CASE("asynchronous handler that never answers: 503 at handler_timeout", "[s
 
 TEST_CASE("asynchronous handler that drops its responder gets 500; send twice throws", "[server][async]") {
   auto o = test_options();
-  log_lines log;
+  error_log log;
   o.error_log = log.sink();
   sse::server srv(o);
   srv.route("GET", "/drop", [](sse::request&, sse::responder) {});

@@ -30,26 +30,6 @@ using namespace sse_test;
 
 namespace {
 
-/// Collects what the server reports through `server_options::error_log`.
-struct error_log {
-  std::mutex m;
-  std::vector<std::string> lines;
-
-  std::function<void(std::string_view)> sink() {
-    return [this](std::string_view s) {
-      std::lock_guard<std::mutex> lk(m);
-      lines.emplace_back(s);
-    };
-  }
-  bool has(std::string_view part) {
-    std::lock_guard<std::mutex> lk(m);
-    for (auto const& l : lines)
-      if (l.find(part) != std::string::npos)
-        return true;
-    return false;
-  }
-};
-
 /// Runs `f` on a thread of its own; true if it returned within `timeout`. A call that hangs
 /// is left behind (the test fails instead of hanging).
 template <class F>
