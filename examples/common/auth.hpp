@@ -69,20 +69,4 @@ inline auto access_hook(access_rules rules) {
   };
 }
 
-/// Takes `name VALUE` out of argv and returns VALUE ("" when absent).
-inline std::string take_text_flag(int& argc, char** argv, std::string_view name) {
-  std::string value;
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (argv[i] == name && i + 1 < argc) {
-      value = argv[++i];
-      continue;
-    }
-    argv[out++] = argv[i];
-  }
-  argc = out;
-  argv[argc] = nullptr;
-  return value;
-}
-
 } // namespace examples

@@ -20,6 +20,22 @@ namespace examples {
 /// How long SIGTERM's drain spreads the streams' ends over (--drain SECONDS; 0: stop at once).
 inline std::chrono::milliseconds drain_window{2000};
 
+/// Takes `name VALUE` out of argv and returns VALUE ("" when absent).
+inline std::string take_text_flag(int& argc, char** argv, std::string_view name) {
+  std::string value;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] == name && i + 1 < argc) {
+      value = argv[++i];
+      continue;
+    }
+    argv[out++] = argv[i];
+  }
+  argc = out;
+  argv[argc] = nullptr;
+  return value;
+}
+
 /// Takes `name N` out of argv (so parse_options does not see it) and returns N, or `fallback`;
 /// exits with a message if N is not a number from `lo` to `hi`.
 inline long take_flag(int& argc, char** argv, char const* program, std::string_view name,

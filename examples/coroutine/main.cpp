@@ -34,15 +34,9 @@ asio::awaitable<bool> token_is_valid(std::string token, std::string expected) {
 } // namespace
 
 int main(int argc, char** argv) {
-  std::string token = "demo";
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string_view(argv[i]) == "--token") {
-      token = argv[i + 1];
-      for (int j = i; j + 2 <= argc; ++j)
-        argv[j] = argv[j + 2];
-      argc -= 2;
-      break;
-    }
+  std::string token = examples::take_text_flag(argc, argv, "--token");
+  if (token.empty())
+    token = "demo";
   auto options = examples::parse_options(argc, argv, "coroutine",
                                          "Asynchronous handlers as C++20 coroutines (--token T).");
   // The application's own io_context and thread, where its coroutines run.
