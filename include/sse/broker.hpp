@@ -485,38 +485,20 @@ public:
   /// @throws std::invalid_argument for an empty topic list or bad limits;
   ///         std::logic_error after close().
   subscription subscribe(std::vector<std::string> topics, subscribe_options const& options = {}) {
-    if (topics.empty())
-      throw std::invalid_argument("sse::broker::subscribe: no topics given");
-    std::sort(topics.begin(), topics.end());
-    topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
-    queue_limits limits;
-    {
-      std::lock_guard<std::mutex> lk(impl_->mutex);
-      limits = options.limits.value_or(impl_->defaults);
-    }
-    check_limits(limits);
-    auto state = std::make_shared<state_type>(limits);
-    state->slots.reserve(topics.size());
-    resume_result resumed = resume_result::none;
-    {
-      std::lock_guard<std::mutex> lk(impl_->mutex);
-      if (impl_->closed)
-        throw std::logic_error("sse::broker::subscribe: the broker is closed");
-      if (options.last_event_id)
-        resumed = replay_locked(topics, *options.last_event_id, *state);
-      else if (options.replay_history)
-        replay_all_locked(topics, *state);
-      for (auto const& name : topics) {
-        auto it = impl_->topics.find(name);
-        if (it == impl_->topics.end())
-          it = impl_->topics.emplace(name, topic_type{name, {}, {}}).first;
-        auto& subs = it->second.subscribers;
-        state->slots.push_back({&it->second, subs.size()});
-        subs.push_back(state.get());
-      }
-      ++impl_->subscribers;
-    }
-    return subscription(impl_, std::move(state), std::move(topics), options.executor, resumed);
+    return subscribe_impl(std::move(topics), options, nullptr, resume_result::none);
+  }
+
+  /// Subscribes with a replay read elsewhere: `replay` is queued first, in the order given,
+  /// then live messages; `resumed` is what `subscription::resume()` reports. The entry point
+  /// for a backend that keeps history outside the broker (e.g. in Redis): call it where no
+  /// `deliver` to these topics can run concurrently, so nothing is missed or doubled between
+  /// the replay and the live messages. `options.last_event_id` and `replay_history` are not
+  /// looked at.
+  /// @throws std::invalid_argument for an empty topic list or bad limits;
+  ///         std::logic_error after close().
+  subscription subscribe_with_replay(std::vector<std::string> topics, std::vector<Message> replay,
+                                     resume_result resumed, subscribe_options const& options = {}) {
+    return subscribe_impl(std::move(topics), options, &replay, resumed);
   }
 
   /// Publishes `message` to `topic`, through the publisher hook if one is set (see
@@ -676,6 +658,43 @@ public:
   }
 
 private:
+  subscription subscribe_impl(std::vector<std::string> topics, subscribe_options const& options,
+                              std::vector<Message>* replay, resume_result resumed) {
+    if (topics.empty())
+      throw std::invalid_argument("sse::broker::subscribe: no topics given");
+    std::sort(topics.begin(), topics.end());
+    topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+    queue_limits limits;
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      limits = options.limits.value_or(impl_->defaults);
+    }
+    check_limits(limits);
+    auto state = std::make_shared<state_type>(limits);
+    state->slots.reserve(topics.size());
+    {
+      std::lock_guard<std::mutex> lk(impl_->mutex);
+      if (impl_->closed)
+        throw std::logic_error("sse::broker::subscribe: the broker is closed");
+      if (replay)
+        state->backlog = std::move(*replay);
+      else if (options.last_event_id)
+        resumed = replay_locked(topics, *options.last_event_id, *state);
+      else if (options.replay_history)
+        replay_all_locked(topics, *state);
+      for (auto const& name : topics) {
+        auto it = impl_->topics.find(name);
+        if (it == impl_->topics.end())
+          it = impl_->topics.emplace(name, topic_type{name, {}, {}}).first;
+        auto& subs = it->second.subscribers;
+        state->slots.push_back({&it->second, subs.size()});
+        subs.push_back(state.get());
+      }
+      ++impl_->subscribers;
+    }
+    return subscription(impl_, std::move(state), std::move(topics), options.executor, resumed);
+  }
+
   static void check_limits(queue_limits const& l) { detail::check_queue_limits("sse::broker", l); }
 
   static void check_history(history_limits const& h) {

@@ -5,6 +5,7 @@
 /// not include this header.
 
 #include <sse/detail/redis_session.hpp>
+#include <sse/detail/tracked_work.hpp>
 #include <sse/redis/error.hpp>
 #include <sse/redis/options.hpp>
 #include <sse/redis/reply.hpp>
@@ -12,7 +13,6 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 
 #include <cstddef>
@@ -48,7 +48,7 @@ public:
 
 private:
   Handler handler_;
-  asio::executor_work_guard<executor_type> work_;
+  sse::detail::tracked_work<executor_type> work_;
   std::function<void()> before_;
 };
 } // namespace detail

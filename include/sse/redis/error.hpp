@@ -25,8 +25,12 @@ enum class errc {
   not_connected,
   /// Redis answered with an error reply; the reply passed along holds its text.
   reply_error,
-  /// Redis sent bytes that are not RESP; the connection was dropped.
+  /// Redis sent bytes that are not RESP (or a script answered in a shape it never does); the
+  /// connection was dropped.
   protocol_error,
+  /// Redis lost its data (restarted without persistence, or failed over to a replica that was
+  /// behind) while the operation was under way; ids from before no longer place.
+  data_lost,
 };
 
 namespace detail {
@@ -51,6 +55,8 @@ public:
       return "redis answered with an error";
     case errc::protocol_error:
       return "redis protocol error";
+    case errc::data_lost:
+      return "redis lost its data";
     }
     return "unknown sse.redis error";
   }
