@@ -6,7 +6,9 @@
 //   POST /message  {"user": "...", "text": "..."}: a chat message, stamped with the time
 //   POST /publish  a plain-text body, published as it is (?topic=T&event=NAME); answers the id
 //   GET  /metrics  the server's and the broker's metrics, for Prometheus
+// With --redis HOST:PORT every chat process on that Redis is one room.
 #include "../common/auth.hpp"
+#include "../common/hub.hpp"
 #include "../common/options.hpp"
 #include "../common/run.hpp"
 #include "../common/topics.hpp"
@@ -66,27 +68,31 @@ int main(int argc, char** argv) {
   rules.publish_token = examples::take_text_flag(argc, argv, "--publish-token");
   rules.subscribe_token = examples::take_text_flag(argc, argv, "--subscribe-token");
   rules.publish = {"POST /message", "POST /publish"};
-  auto options = examples::parse_options(
-      argc, argv, "chat",
-      "A live chat room over Server-Sent Events.\n"
-      "  --publish-token T    POST /message and /publish need Authorization: Bearer T\n"
-      "  --subscribe-token T  topics private.* need the cookie sse_token=T (or Bearer T)");
   // Consistent bounds: a body (64 KiB) fits in one event and a subscriber's queue holds at
   // least 16 of the largest, so no single publish can evict a listener; larger bodies get 413.
   constexpr std::size_t max_event = 64 * 1024;
-  options.max_body = max_event;
   sse::broker broker(sse::queue_limits{256, 1024 * 1024, sse::overflow_policy::evict});
   broker.set_max_message_bytes(max_event + 1024); // the body plus its framing (`data: ` lines)
-  // A page that reconnects gets the messages it missed: the last 1000, or 10 minutes' worth.
-  broker.set_history(sse::history_limits{1000, 4 * 1024 * 1024, std::chrono::minutes(10)});
+  examples::hub hub(broker, argc, argv, "chat");
+  std::string const help =
+      std::string("A live chat room over Server-Sent Events.\n"
+                  "  --publish-token T    POST /message and /publish need Authorization: Bearer T\n"
+                  "  --subscribe-token T  topics private.* need the cookie sse_token=T (or Bearer T)\n") +
+      examples::hub::usage;
+  auto options = examples::parse_options(argc, argv, "chat", help.c_str());
+  options.max_body = max_event;
+  // A page that reconnects gets the messages it missed: the last 1000, or 10 minutes' worth
+  // (kept in Redis with --redis, so a page can come back to any of the processes).
+  hub.set_history(sse::history_limits{1000, 4 * 1024 * 1024, std::chrono::minutes(10)});
   sse::server srv(options);
   srv.before(examples::access_hook(rules)); // also: private.* topics are closed without a token
 
   srv.route("GET", "/", [](sse::request&) { return sse::response::html(std::string(chat_page)); });
 
-  srv.route("GET", "/listen", [&](sse::request& req) { return examples::listen(broker, req, "chat"); });
+  srv.route("GET", "/listen",
+            [&](sse::request& req, sse::responder res) { hub.listen(req, std::move(res), "chat"); });
 
-  srv.route("POST", "/message", [&](sse::request& req) {
+  srv.route("POST", "/message", [&](sse::request& req, sse::responder res) {
     nlohmann::json body;
     try {
       body = nlohmann::json::parse(req.body());
@@ -98,15 +104,15 @@ int main(int argc, char** argv) {
     nlohmann::json const msg = {{"user", field(body, "user", max_user)},
                                 {"text", field(body, "text", max_text)},
                                 {"time", utc_now_iso8601()}};
-    broker.publish("chat", sse::json_event(msg).name("chat"));
-    return sse::response(204);
+    hub.publish("chat", sse::json_event(msg).name("chat"), std::move(res), 204);
   });
 
-  srv.route("POST", "/publish", [&](sse::request& req) {
-    return examples::publish(broker, req, "chat");
+  srv.route("POST", "/publish", [&](sse::request& req, sse::responder res) {
+    hub.publish_body(req, std::move(res), "chat");
   });
 
   srv.route("GET", "/metrics", sse::metrics_handler(srv, broker));
 
+  hub.start();
   return examples::serve_until_signal(srv, "sse chat");
 }

@@ -1,7 +1,7 @@
 #pragma once
 
 // The examples' wiring of topics and resume onto a broker: `GET /listen?topic=a&topic=b` with
-// Last-Event-ID, and `POST /publish?topic=T&event=NAME`.
+// Last-Event-ID, and the answer to an event too large to publish.
 
 #include <sse/sse.hpp>
 
@@ -48,30 +48,11 @@ inline sse::response listen(sse::broker& broker, sse::request const& req,
   return sse::response::stream(broker.subscribe(topics_of(req, fallback_topic), o));
 }
 
-/// Publishes the body as the data of one event (`?topic=`, `?event=`); answers the id as JSON,
-/// or 413 for an event larger than the broker takes (`broker.max_message_bytes()`).
-inline sse::response publish(sse::broker& broker, sse::request const& req,
-                             std::string_view fallback_topic) {
-  std::string topic(fallback_topic);
-  if (auto t = req.query("topic"))
-    topic = checked_topic(*t);
-  sse::event ev;
-  try {
-    ev.data(req.body());
-    if (auto name = req.query("event"))
-      ev.name(std::string(*name));
-  } catch (std::invalid_argument const& e) {
-    throw sse::http_error(400, e.what());
-  }
-  sse::publish_result r;
-  try {
-    r = broker.publish(topic, ev);
-  } catch (sse::message_too_large const& e) {
-    return sse::response::text(413, "the event is " + std::to_string(e.size()) +
-                                        " bytes once formatted; this server takes at most " +
-                                        std::to_string(e.limit()) + " bytes per event\n");
-  }
-  return sse::response::json(200, nlohmann::json{{"id", r.id}, {"receivers", r.receivers}}.dump());
+/// 413 for an event larger than the broker takes (`broker.max_message_bytes()`).
+inline sse::response too_large(sse::message_too_large const& e) {
+  return sse::response::text(413, "the event is " + std::to_string(e.size()) +
+                                      " bytes once formatted; this server takes at most " +
+                                      std::to_string(e.limit()) + " bytes per event\n");
 }
 
 } // namespace examples
