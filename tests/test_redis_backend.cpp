@@ -475,3 +475,84 @@ TEST_CASE("redis backend: bounds: oversized events throw message_too_large, subs
                                             [](std::error_code, sse::subscription) {}),
                   std::invalid_argument);
 }
+
+TEST_CASE("redis backend: a node whose pub/sub connection was cut catches up from the stream, "
+          "in batches, missing and doubling nothing",
+          "[redis][backend]") {
+  sse_test::redis_server server;
+  auto o = options_for(server.port());
+  o.read_batch = 3; // several reads per catch-up
+  node a(o), b(o);
+  auto live_b = b.must_subscribe({"t"});
+  auto both_b = b.must_subscribe({"t", "u"});
+  a.must_publish("t", "0");
+  REQUIRE(take(live_b, 1).size() == 1);
+  REQUIRE(take(both_b, 1).size() == 1);
+
+  sse::redis::connection admin(a.io.get_executor(), o.redis);
+  admin.start();
+  auto killed = admin.async_command({"CLIENT", "KILL", "TYPE", "pubsub"}, asio::use_future);
+  REQUIRE(killed.wait_for(wait_limit) == std::future_status::ready);
+  CHECK(killed.get().integer() >= 2); // both nodes' subscribers
+  std::vector<std::string> expected_t, expected_both; // t's events; every event in order
+  for (int i = 1; i <= 20; ++i) {
+    std::string const topic = i % 4 == 0 ? "u" : "t";
+    a.must_publish(topic, std::to_string(i));
+    if (topic == "t")
+      expected_t.push_back(std::to_string(i));
+    expected_both.push_back(std::to_string(i));
+  }
+  CHECK(data_of(take(live_b, expected_t.size())) == expected_t);
+  CHECK(data_of(take(both_b, 20)) == expected_both);
+  CHECK(quiet(live_b));
+  CHECK(quiet(both_b));
+  CHECK(b.backend.stats().catch_ups >= 1);
+}
+
+TEST_CASE("redis backend: pub/sub cut while events keep flowing: the catch-up ends and every "
+          "event arrives once, in order",
+          "[redis][backend]") {
+  sse_test::redis_server server;
+  auto o = options_for(server.port());
+  o.read_batch = 16;
+  node a(o), b(o);
+  auto live_b = b.must_subscribe({"t", "u"});
+  sse::redis::connection admin(a.io.get_executor(), o.redis);
+  admin.start();
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::thread publisher([&] {
+    while (!stop) {
+      int const i = sent.load();
+      sse::event ev;
+      ev.data(std::to_string(i));
+      auto f = a.backend.async_publish(i % 3 ? "t" : "u", ev, asio::use_future);
+      REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+      try {
+        f.get();
+        ++sent;
+      } catch (std::system_error const&) {
+        // a's own pub/sub is cut too, its commands are not: a failure here would be a bug
+        FAIL("publish failed");
+      }
+    }
+  });
+  for (int k = 0; k < 3; ++k) {
+    auto const at = sent.load();
+    while (sent.load() < at + 50)
+      std::this_thread::yield();
+    auto killed = admin.async_command({"CLIENT", "KILL", "TYPE", "pubsub"}, asio::use_future);
+    REQUIRE(killed.wait_for(wait_limit) == std::future_status::ready);
+  }
+  auto const at = sent.load();
+  while (sent.load() < at + 100)
+    std::this_thread::yield();
+  stop = true;
+  publisher.join();
+  auto got = take(live_b, static_cast<std::size_t>(sent.load()));
+  REQUIRE(got.size() == static_cast<std::size_t>(sent.load()));
+  for (int i = 0; i < sent.load(); ++i)
+    REQUIRE(got[static_cast<std::size_t>(i)].data == std::to_string(i));
+  CHECK(quiet(live_b));
+  CHECK(b.backend.stats().catch_ups >= 3);
+}

@@ -238,13 +238,22 @@ public:
 private:
   enum class script { publish, read };
 
+  struct held_message {
+    stream_id id;
+    std::uint64_t prev = 0;
+    std::string text, body;
+  };
+
   struct feed {
     enum class phase { starting, reading, live, stale } ph = phase::starting;
     bool started = false;      ///< its first read came back: `last` is known
     std::uint64_t last = 0;    ///< seq of the newest event of the topic handled here
+    std::string last_text = "0-0"; ///< and its whole id, where a catch-up reads from
     std::uint64_t sync_at = 0; ///< the position of its last read
-    std::uint64_t seen = 0;    ///< the newest seq that arrived while it was not live
     std::uint64_t gen = 0;     ///< bumped to ignore a read that is out of date
+    std::vector<held_message> held; ///< arrived while reading, handed over after the read
+    std::size_t held_bytes = 0;
+    bool overflowed = false;   ///< more arrived than `max_held_bytes`: read again instead
     std::vector<subscribe_op*> observers; ///< subscribes reading a replay of this topic
     clock::time_point idle_since{};
   };
@@ -328,6 +337,8 @@ private:
     bool has_meta = false;
     std::uint64_t now = 0;
     std::vector<std::pair<std::string, std::string>> entries; ///< id, body
+    std::size_t read = 0;  ///< entries Redis sent (some may be left out, see parse_read)
+    std::string read_last; ///< the last one's id: where a further read starts
   };
 
   static bool parse_read(sse::redis::reply const& r, read_result& out) {
@@ -347,6 +358,8 @@ private:
     if (auto t = parse_stream_id(r[3].str()))
       out.trimmed = *t;
     sse::detail::parse_u64(r[4].str(), out.now);
+    std::uint64_t epoch = 0;
+    sse::detail::parse_u64(out.epoch, epoch);
     for (auto const& e : r[5].elements()) {
       // [id, [field, value, ...]]; our entries have the one field "b"
       if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_array())
@@ -356,7 +369,13 @@ private:
       for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
         if (fields[i].str() == "b")
           body = fields[i + 1].str();
-      out.entries.emplace_back(e[0].str(), std::move(body));
+      // Entries older than the data set (its `state` key was lost, the streams were not)
+      // belong to no id of this epoch: never replayed.
+      ++out.read;
+      out.read_last = e[0].str();
+      auto const id = parse_stream_id(e[0].str());
+      if (id && id->ms >= epoch)
+        out.entries.emplace_back(e[0].str(), std::move(body));
     }
     return true;
   }
@@ -436,9 +455,12 @@ private:
   void resync_stale() {
     if (closed_ || !usable())
       return;
+    std::vector<std::string> stale;
     for (auto& [name, f] : feeds_)
       if (f.ph == feed::phase::stale)
-        sync_feed(name, f);
+        stale.push_back(name);
+    if (!stale.empty())
+      sync_feeds(std::move(stale));
   }
 
   // ---- Feeds ----
@@ -467,66 +489,177 @@ private:
       fail_ops_if([&](subscribe_op const& op) { return has_topic(op, topic); }, ec);
       return;
     }
-    sync_feed(it->first, it->second);
+    sync_feeds({topic});
   }
 
-  /// Reads the topic from the feed's last id (or, the first time, just where it stands), and
-  /// has Redis mark the position on the node's channel.
-  void sync_feed(std::string const& topic, feed& f) {
-    f.ph = feed::phase::reading;
-    f.seen = 0;
-    auto const gen = ++f.gen;
-    if (f.started)
-      catch_ups_.fetch_add(1, std::memory_order_relaxed);
-    std::string const after = f.started ? stream_id{0, f.last}.text() : std::string("0-0");
+  /// Reads what they missed of several feeds together (a feed's first read only learns where
+  /// its topic stands), with a marker on the node's channel for each read. Messages that
+  /// arrive meanwhile are held. Once every read is back, the entries are handed over merged in
+  /// id order (so a stream of several topics keeps one order through a reconnect), then the
+  /// held messages after them, and the feeds go live. A batch that came back full makes the
+  /// round go again from where it got to.
+  void sync_feeds(std::vector<std::string> topics) {
+    auto r = std::make_shared<sync_round>();
     auto self = shared_from_this();
-    read(topic, after, f.started ? options_.read_batch : 0, true,
-         [self, topic, gen](std::error_code ec, read_result res) {
-           self->on_feed_read(topic, gen, ec, std::move(res));
-         });
+    for (auto const& t : topics) {
+      feed& f = feeds_.at(t);
+      if (f.ph != feed::phase::reading) { // joining a round: from now on messages are held
+        f.held.clear();
+        f.held_bytes = 0;
+        f.overflowed = false;
+        if (f.started)
+          catch_ups_.fetch_add(1, std::memory_order_relaxed);
+      }
+      f.ph = feed::phase::reading;
+      r->topics.push_back({t, ++f.gen});
+    }
+    r->pending = r->topics.size();
+    for (auto const& [t, gen] : r->topics) {
+      feed const& f = feeds_.at(t);
+      read(t, f.started ? f.last_text : std::string("0-0"), f.started ? options_.read_batch : 0,
+           true, [self, r, t = t](std::error_code ec, read_result res) {
+             self->on_round_read(r, t, ec, std::move(res));
+           });
+    }
   }
 
-  void on_feed_read(std::string const& topic, std::uint64_t gen, std::error_code ec,
-                    read_result res) {
-    auto it = feeds_.find(topic);
-    if (it == feeds_.end() || it->second.gen != gen)
-      return;
-    feed& f = it->second;
+  struct sync_round {
+    std::vector<std::pair<std::string, std::uint64_t>> topics; ///< and each feed's gen
+    std::map<std::string, read_result, std::less<>> results;
+    std::size_t pending = 0;
+  };
+
+  /// The feed `t`, if it is still in the round that gave it `gen` (not restarted or left).
+  feed* round_feed(std::string const& t, std::uint64_t gen) {
+    auto it = feeds_.find(t);
+    return it == feeds_.end() || it->second.gen != gen ? nullptr : &it->second;
+  }
+
+  void on_round_read(std::shared_ptr<sync_round> const& r, std::string const& t,
+                     std::error_code ec, read_result res) {
     if (ec) {
-      f.ph = feed::phase::stale; // tried again once both connections are up
-      fail_ops_if([&](subscribe_op const& op) { return has_topic(op, topic); }, ec);
-      return;
-    }
-    if (!check_epoch(res.epoch))
-      return; // data lost: every feed starts over
-    if (!f.started) {
-      f.started = true;
-      f.last = res.has_meta ? parse_stream_id(res.last).value_or(stream_id{}).seq : 0;
+      for (auto const& [name, gen] : r->topics)
+        if (name == t)
+          if (feed* f = round_feed(name, gen)) {
+            f->ph = feed::phase::stale; // tried again once both connections are up
+            ++f->gen;
+          }
+      fail_ops_if([&](subscribe_op const& op) { return has_topic(op, t); }, ec);
     } else {
-      if (res.trimmed.seq > f.last && has_listeners(topic))
-        deliver_reset(topic, "too-old"); // what we missed is no longer in Redis
-      for (auto& [id, body] : res.entries) {
-        auto sid = parse_stream_id(id);
-        if (sid && sid->seq > f.last)
-          deliver(topic, f, *sid, id, body);
-      }
-      if (res.entries.size() >= options_.read_batch) { // more to read
-        sync_feed(topic, f);
-        return;
-      }
-      if (res.trimmed.seq > f.last)
-        f.last = res.trimmed.seq;
+      r->results.insert_or_assign(t, std::move(res));
     }
-    f.sync_at = res.pos.seq;
-    if (f.seen > f.sync_at) { // messages were passed over while reading: read again
-      sync_feed(topic, f);
+    if (--r->pending == 0)
+      finish_round(*r);
+  }
+
+  void finish_round(sync_round& r) {
+    for (auto const& [t, res] : r.results)
+      if (!check_epoch(res.epoch))
+        return; // data lost: every feed starts over
+    struct item {
+      std::uint64_t seq;
+      std::string const* topic;
+      std::string_view id, body;
+    };
+    std::vector<item> items;
+    std::uint64_t cutoff = static_cast<std::uint64_t>(-1); // past it, not every read got there
+    bool again = false;
+    std::vector<std::pair<std::string, std::uint64_t>> mine; // the feeds still in this round
+    for (auto const& [t, gen] : r.topics) {
+      feed* f = round_feed(t, gen);
+      auto it = r.results.find(t);
+      if (!f || it == r.results.end())
+        continue;
+      mine.push_back({t, gen});
+      read_result const& res = it->second;
+      if (!f->started) {
+        f->started = true;
+        f->last = res.has_meta ? parse_stream_id(res.last).value_or(stream_id{}).seq : 0;
+        f->last_text = res.has_meta ? res.last : std::string("0-0");
+        continue;
+      }
+      if (res.read >= options_.read_batch)
+        if (auto l = parse_stream_id(res.read_last)) {
+          cutoff = std::min(cutoff, l->seq);
+          again = true;
+        }
+      if (res.trimmed.seq > f->last && has_listeners(t))
+        deliver_reset(t, "too-old"); // what it missed is no longer in Redis
+      for (auto const& [id, body] : res.entries)
+        if (auto sid = parse_stream_id(id))
+          if (sid->seq > f->last)
+            items.push_back({sid->seq, &t, id, body});
+    }
+    std::sort(items.begin(), items.end(),
+              [](item const& a, item const& b) { return a.seq < b.seq; });
+    for (auto const& e : items) {
+      if (e.seq > cutoff)
+        break;
+      auto it = feeds_.find(*e.topic);
+      deliver(it->first, it->second, {parse_stream_id(e.id)->ms, e.seq}, e.id, e.body);
+    }
+    if (again) { // read on from where every feed got to
+      std::vector<std::string> topics;
+      for (auto const& [t, gen] : mine)
+        topics.push_back(t);
+      sync_feeds(std::move(topics));
       return;
     }
-    f.ph = feed::phase::live;
-    if (f.sync_at > pos_)
-      ++syncing_;
-    else
-      advance_all();
+    // Everything up to each read's position is handed over: now what was held, merged.
+    struct held_item {
+      std::uint64_t seq;
+      std::string const* topic;
+      held_message* m;
+    };
+    std::vector<held_item> held;
+    std::vector<std::string> reread;
+    for (auto const& [t, gen] : mine) {
+      feed& f = feeds_.at(t);
+      read_result const& res = r.results.at(t);
+      if (res.trimmed.seq > f.last) {
+        f.last = res.trimmed.seq;
+        f.last_text = res.trimmed.text();
+      }
+      f.sync_at = res.pos.seq;
+      if (f.overflowed) { // too much arrived meanwhile to hold: read it instead
+        f.overflowed = false;
+        reread.push_back(t);
+        continue;
+      }
+      for (auto& m : f.held)
+        if (m.id.seq > f.sync_at)
+          held.push_back({m.id.seq, &t, &m});
+    }
+    std::sort(held.begin(), held.end(),
+              [](held_item const& a, held_item const& b) { return a.seq < b.seq; });
+    std::vector<std::string> gaps;
+    for (auto const& h : held) {
+      auto it = feeds_.find(*h.topic);
+      feed& f = it->second;
+      if (f.ph != feed::phase::reading || h.seq <= f.last)
+        continue;
+      if (h.m->prev != f.last) { // cannot happen on one connection; read rather than guess
+        f.ph = feed::phase::stale;
+        gaps.push_back(it->first);
+        continue;
+      }
+      deliver(it->first, f, h.m->id, h.m->text, h.m->body);
+    }
+    for (auto const& [t, gen] : mine) {
+      feed& f = feeds_.at(t);
+      f.held.clear();
+      f.held_bytes = 0;
+      if (f.ph != feed::phase::reading ||
+          std::find(reread.begin(), reread.end(), t) != reread.end())
+        continue;
+      f.ph = feed::phase::live;
+      if (f.sync_at > pos_)
+        ++syncing_;
+    }
+    reread.insert(reread.end(), gaps.begin(), gaps.end());
+    if (!reread.empty())
+      sync_feeds(std::move(reread));
+    advance_all();
   }
 
   bool synced(feed const& f) const { return f.ph == feed::phase::live && pos_ >= f.sync_at; }
@@ -558,13 +691,21 @@ private:
     auto it = feeds_.find(topic);
     if (it != feeds_.end()) {
       feed& f = it->second;
-      if (f.ph != feed::phase::live) {
-        f.seen = std::max(f.seen, id->seq);
-      } else if (id->seq > f.last) {
+      if (f.ph == feed::phase::reading) {
+        auto const body = m.substr(c + 1);
+        if (!f.overflowed && f.held_bytes + body.size() <= max_held_bytes) {
+          f.held.push_back({*id, prev->seq, std::string(id_text), std::string(body)});
+          f.held_bytes += body.size() + id_text.size();
+        } else {
+          f.overflowed = true;
+          f.held.clear();
+          f.held_bytes = 0;
+        }
+      } else if (f.ph == feed::phase::live && id->seq > f.last) {
         if (prev->seq == f.last)
           deliver(it->first, f, *id, id_text, m.substr(c + 1));
         else
-          sync_feed(it->first, f); // a gap: read what is missing
+          sync_feeds({it->first}); // a gap: read what is missing
       }
     }
     advance_pos(*id, id_text);
@@ -594,6 +735,7 @@ private:
   void deliver(std::string const& topic, feed& f, stream_id id, std::string_view id_text,
                std::string_view body) {
     f.last = id.seq;
+    f.last_text.assign(id_text.data(), id_text.size());
     sse::frame const message = frame_with_id(id_text, body);
     bool overflow = false;
     for (auto* op : f.observers) {
@@ -639,9 +781,14 @@ private:
       if (has_listeners(name))
         deliver_reset(name, "redis-lost-data");
       f.last = 0;
-      if (f.ph != feed::phase::stale)
-        sync_feed(name, f); // whatever the new data set has already, after the reset
+      f.last_text = "0-0";
     }
+    std::vector<std::string> restart;
+    for (auto& [name, f] : feeds_)
+      if (f.ph == feed::phase::reading || f.ph == feed::phase::live)
+        restart.push_back(name);
+    if (!restart.empty())
+      sync_feeds(std::move(restart)); // whatever the new data set has already, after the reset
     fail_ops_if([](subscribe_op const&) { return true; }, sse::redis::errc::data_lost);
     return false;
   }
@@ -743,12 +890,12 @@ private:
     r.has_meta = res.has_meta;
     r.now = res.now;
     for (auto& [id, body] : res.entries)
-      if (auto sid = parse_stream_id(id)) {
+      if (auto sid = parse_stream_id(id))
         r.entries.push_back({sid->seq, sid->ms, frame_with_id(id, body)});
-        r.from = id;
-      }
-    if (res.entries.size() >= options_.read_batch)
+    if (res.read >= options_.read_batch) {
+      r.from = res.read_last;
       return read_more(op, topic);
+    }
     r.finished = true;
     if (--op.reads_pending > 0)
       return;
@@ -941,6 +1088,7 @@ private:
   }
 
   static constexpr std::size_t max_observed = 100000;
+  static constexpr std::size_t max_held_bytes = 16 * 1024 * 1024; ///< per feed, while reading
 
   strand_type strand_;
   sse::broker& broker_;
