@@ -275,13 +275,17 @@ TEST_CASE("an event_stream's producer learns that its client left without sendin
   CHECK(errc_of(ts.closes.code()) == sse::errc::disconnected);
   CHECK(stream->closed());
   REQUIRE(closed.wait_for(2s) == std::future_status::ready);
+  CHECK_FALSE(stream->send("too late"));
+  // The server's thread still drops its reference to the exception after completing the
+  // promise; libstdc++ counts those references where TSan cannot see, so read it once that
+  // thread is joined.
+  ts.srv.stop();
   try {
     closed.get();
     FAIL("use_future must report the reason as an exception");
   } catch (std::system_error const& e) {
     CHECK(errc_of(e.code()) == sse::errc::disconnected);
   }
-  CHECK_FALSE(stream->send("too late"));
 }
 
 TEST_CASE("an event_stream closed by its producer tells its listeners closed", "[server][close]") {
