@@ -12,7 +12,12 @@ url=$(grep -o 'http://[^ ]*' "$out" | head -1)
 
 page=$(curl -sf "$url") || { echo "page not served"; exit 1; }
 [[ $page == *EventSource* ]] || { echo "page has no EventSource"; exit 1; }
-curl -sN -m 3 "${url}listen" >"$out.stream" &
+# A bad name for the room's list is refused; a good one is listed, live.
+for bad in '' '%20%20' '%01ann' '%ff' "$(printf 'x%.0s' $(seq 65))"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${url}listen?user=$bad")
+  [ "$code" = 400 ] || { echo "user=$bad got $code"; exit 1; }
+done
+curl -sN -m 3 "${url}listen?user=ann" >"$out.stream" &
 for _ in $(seq 100); do
   reply=$(curl -sf -X POST --data-binary $'hello\nsmoke' "${url}publish") || true
   [[ $reply == *'"receivers":1'* ]] && break
@@ -29,7 +34,8 @@ reply=$(curl -s -w '\n%{http_code}' -X POST --data-binary @"$out.big" "${url}pub
 curl -sf -X POST --data-binary 'after the big one' "${url}publish" >/dev/null
 sleep 0.3
 grep -q '^data: hello$' "$out.stream" && grep -q '^data: smoke$' "$out.stream" &&
-  grep -q '^event: chat$' "$out.stream" && grep -q '^data: after the big one$' "$out.stream" ||
+  grep -q '^event: chat$' "$out.stream" && grep -q '^data: after the big one$' "$out.stream" &&
+  grep -q '^event: presence$' "$out.stream" && grep -qF '"users":["ann"]' "$out.stream" ||
   { echo "stream:"; cat "$out.stream"; exit 1; }
 
 kill -TERM $pid

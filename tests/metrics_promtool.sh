@@ -75,7 +75,7 @@ curl -sN -m 20 "${url}listen" >"$out.stream" &
 listener=$!
 until_value sse_streams 1 # counted after the handler has subscribed
 expect sse_subscribers -eq 1
-expect sse_topics -eq 1
+expect sse_topics -eq 2 # chat, and chat:presence for the room's list
 expect sse_connections -eq 2
 
 # It publishes, and gets what it published.

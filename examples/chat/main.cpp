@@ -2,7 +2,9 @@
 //
 //   GET  /         the page (HTML, CSS and JavaScript inline)
 //   GET  /listen   the event stream: `chat` events (JSON: user, text, time) and plain notices;
-//                  ?topic=a&topic=b for other topics; resumes from Last-Event-ID (history on)
+//                  ?topic=a&topic=b for other topics; resumes from Last-Event-ID (history on);
+//                  with the chat topic, `presence` events (JSON: users, more, joined/left):
+//                  who is in the room, live; ?user=NAME counts this stream as NAME's
 //   POST /message  {"user": "...", "text": "..."}: a chat message, stamped with the time
 //   POST /publish  a plain-text body, published as it is (?topic=T&event=NAME); answers the id
 //   GET  /metrics  the server's and the broker's metrics, for Prometheus
@@ -16,10 +18,15 @@
 
 #include <sse/sse.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -61,6 +68,103 @@ std::string field(nlohmann::json const& j, char const* name, std::size_t max) {
   return s;
 }
 
+/// A name from `?user=`: trimmed, 1-64 characters of UTF-8 without control characters, or
+/// an http_error 400. None without the parameter: the stream watches the room, unlisted.
+std::optional<std::string> user_of(sse::request const& req) {
+  auto q = req.query("user");
+  if (!q)
+    return std::nullopt;
+  std::string s(*q);
+  auto const first = s.find_first_not_of(' ');
+  s = first == std::string::npos ? "" : s.substr(first, s.find_last_not_of(' ') - first + 1);
+  if (s.empty() || code_points(s) > max_user)
+    throw sse::http_error(400, "user= is 1 to " + std::to_string(max_user) + " characters");
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f)
+      throw sse::http_error(400, "user= has no control characters");
+  try {
+    sse::event check(s); // refuses what is not UTF-8
+  } catch (std::invalid_argument const&) {
+    throw sse::http_error(400, "user= is not UTF-8");
+  }
+  return s;
+}
+
+/// Who is in the room, live: each name with how many streams (tabs) it has open, so that
+/// several tabs count once until the last one leaves. At most `max_present` names are kept
+/// (clients choose them, so memory is bounded); streams of further names are counted in
+/// `more`. Every change publishes the whole list as a `presence` event on `presence_topic`,
+/// under the lock, so that events go out in the order of the changes; a stream that changes
+/// nothing gets the list first thing instead (a prelude).
+///
+/// The list is this process's: with a backend that spans processes (set_publisher), each
+/// process tells its own clients who is connected to it.
+class presence {
+public:
+  static constexpr std::size_t max_present = 200;
+  static constexpr char const* topic = "chat:presence"; ///< no history: presence is not a log
+
+  explicit presence(sse::broker& b) : broker_(b) {
+    broker_.set_history(topic, sse::history_limits{0, 0, std::chrono::milliseconds(0)});
+  }
+
+  /// Counts `sub`'s stream as `user`'s (if any) until it closes, and tells the room.
+  void attach(sse::subscription& sub, std::optional<std::string> const& user) {
+    std::lock_guard<std::mutex> lk(m_);
+    char const* change = nullptr;
+    bool listed = false;
+    if (user) {
+      auto it = tabs_.find(*user);
+      if (it != tabs_.end())
+        ++it->second, listed = true;
+      else if (tabs_.size() < max_present)
+        tabs_.emplace(*user, 1), listed = true, change = "joined";
+      else
+        ++more_;
+      // Told once, on an I/O thread, whatever ends the stream (the tab closed, a stop, ...).
+      sub.on_close([this, name = *user, listed](std::error_code) { leave(name, listed); });
+    }
+    // The whole list to everyone, this stream too: the subscription may have been made (by
+    // the Redis backend) a moment before, so a list queued for it since is never the last.
+    publish_locked(change, user ? *user : std::string());
+  }
+
+private:
+  void leave(std::string const& name, bool listed) {
+    std::lock_guard<std::mutex> lk(m_);
+    if (!listed) {
+      --more_;
+      publish_locked(nullptr, {});
+      return;
+    }
+    auto it = tabs_.find(name);
+    if (it == tabs_.end() || --it->second > 0)
+      return; // another tab of the same name is still open
+    tabs_.erase(it);
+    publish_locked("left", name);
+  }
+
+  sse::event event_locked(char const* change, std::string const& name) const {
+    nlohmann::json users = nlohmann::json::array();
+    for (auto const& [n, count] : tabs_)
+      users.push_back(n);
+    nlohmann::json j = {{"users", std::move(users)}, {"more", more_}};
+    if (change)
+      j[change] = name;
+    return sse::json_event(j).name("presence");
+  }
+
+  void publish_locked(char const* change, std::string const& name) {
+    // deliver, not publish: the list is this process's, for this process's streams.
+    broker_.deliver(topic, event_locked(change, name));
+  }
+
+  sse::broker& broker_;
+  std::mutex m_;
+  std::map<std::string, std::size_t, std::less<>> tabs_; ///< name -> streams open
+  std::size_t more_ = 0;                                 ///< streams of names not listed
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -84,13 +188,29 @@ int main(int argc, char** argv) {
   // A page that reconnects gets the messages it missed: the last 1000, or 10 minutes' worth
   // (kept in Redis with --redis, so a page can come back to any of the processes).
   hub.set_history(sse::history_limits{1000, 4 * 1024 * 1024, std::chrono::minutes(10)});
+  // Who is in the room (made before the server, whose streams' close callbacks use it); its
+  // largest event fits in one event of this server.
+  static_assert(presence::max_present * (4 * max_user + 3) + 8 * max_user + 64 <= max_event);
+  presence room(broker);
   sse::server srv(options);
   srv.before(examples::access_hook(rules)); // also: private.* topics are closed without a token
 
   srv.route("GET", "/", [](sse::request&) { return sse::response::html(std::string(chat_page)); });
 
-  srv.route("GET", "/listen",
-            [&](sse::request& req, sse::responder res) { hub.listen(req, std::move(res), "chat"); });
+  srv.route("GET", "/listen", [&](sse::request& req, sse::responder res) {
+    auto topics = examples::topics_of(req, "chat");
+    auto user = user_of(req);
+    sse::subscribe_options o;
+    o.last_event_id = req.last_event_id();
+    if (std::find(topics.begin(), topics.end(), "chat") == topics.end()) {
+      if (user)
+        throw sse::http_error(400, "user= is for streams of the chat topic");
+      return hub.listen(std::move(topics), o, std::move(res));
+    }
+    topics.emplace_back(presence::topic);
+    hub.listen(std::move(topics), o, std::move(res),
+               [&room, user](sse::subscription& sub) { room.attach(sub, user); });
+  });
 
   srv.route("POST", "/message", [&](sse::request& req, sse::responder res) {
     nlohmann::json body;

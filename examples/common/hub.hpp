@@ -17,6 +17,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -90,24 +91,36 @@ public:
 #endif
   }
 
-  /// A stream of the request's topics that first replays what the client missed.
-  void listen(sse::request& req, sse::responder res, std::string_view fallback_topic,
-              bool replay_history = false) {
+  /// A stream of `topics` that first replays what the client missed since `o.last_event_id`;
+  /// `attach` (if any) sees the subscription before its stream starts (e.g. for `on_close`).
+  void listen(std::vector<std::string> topics, sse::subscribe_options const& o,
+              sse::responder res, std::function<void(sse::subscription&)> attach = {}) {
 #if SSE_EXAMPLES_REDIS
     if (backend_) {
-      sse::subscribe_options o;
-      o.last_event_id = req.last_event_id();
-      o.replay_history = replay_history;
-      backend_->async_subscribe(topics_of(req, fallback_topic), o,
-                                [res](std::error_code ec, sse::subscription sub) mutable {
+      backend_->async_subscribe(std::move(topics), o,
+                                [res, attach](std::error_code ec, sse::subscription sub) mutable {
                                   if (ec)
                                     return res.send(unavailable(ec));
+                                  if (attach)
+                                    attach(sub);
                                   res.send(sse::response::stream(std::move(sub)));
                                 });
       return;
     }
 #endif
-    res.send(examples::listen(broker_, req, fallback_topic, replay_history));
+    auto sub = broker_.subscribe(std::move(topics), o);
+    if (attach)
+      attach(sub);
+    res.send(sse::response::stream(std::move(sub)));
+  }
+
+  /// The request's topics (`?topic=`, or `fallback_topic`), resuming from its Last-Event-ID.
+  void listen(sse::request& req, sse::responder res, std::string_view fallback_topic,
+              bool replay_history = false) {
+    sse::subscribe_options o;
+    o.last_event_id = req.last_event_id();
+    o.replay_history = replay_history;
+    listen(topics_of(req, fallback_topic), o, std::move(res));
   }
 
   /// Publishes `ev` to `topic`; answers `{"id"}` (and, in-process, `"receivers"`), 413 past

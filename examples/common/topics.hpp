@@ -1,7 +1,7 @@
 #pragma once
 
-// The examples' wiring of topics and resume onto a broker: `GET /listen?topic=a&topic=b` with
-// Last-Event-ID, and the answer to an event too large to publish.
+// The examples' topics from a request (`GET /listen?topic=a&topic=b`), checked, and the answer
+// to an event too large to publish.
 
 #include <sse/sse.hpp>
 
@@ -37,15 +37,6 @@ inline std::vector<std::string> topics_of(sse::request const& req, std::string_v
   if (topics.size() > max_topics_per_stream)
     throw sse::http_error(400, "at most 16 topics per stream");
   return topics;
-}
-
-/// A stream of `topics` that first replays what the client missed since its Last-Event-ID.
-inline sse::response listen(sse::broker& broker, sse::request const& req,
-                            std::string_view fallback_topic, bool replay_history = false) {
-  sse::subscribe_options o;
-  o.last_event_id = req.last_event_id();
-  o.replay_history = replay_history;
-  return sse::response::stream(broker.subscribe(topics_of(req, fallback_topic), o));
 }
 
 /// 413 for an event larger than the broker takes (`broker.max_message_bytes()`).

@@ -336,8 +336,62 @@ public:
       return state_->end_reason();
     }
 
+    /// Calls `f` once when the subscription is over, with why, so that an application can
+    /// tell that its client left (a chat's "left the room").
+    ///
+    /// Why: errc::evicted, errc::closed (the broker closed, `unsubscribe()`, destruction, or
+    /// the response never became a stream); for a stream the server writes, whichever comes
+    /// first of those and errc::disconnected (the client left: noticed at once, not at the
+    /// next write), errc::stream_closed (`stop()`, `drain()`), errc::write_timeout. It fires
+    /// as soon as no later publish can reach the subscriber; what was queued before may still
+    /// be on its way to the client.
+    ///
+    /// `f` runs once, in a posted handler, never under the broker's or a connection's lock:
+    /// on the stream's I/O thread once a server writes this subscription (an exception is
+    /// logged to `server_options::error_log`), else on `subscribe_options::executor` (an
+    /// exception goes to stderr). Registered after the end (or on an empty subscription), it
+    /// is called at once, posted. Register before handing the subscription to
+    /// `response::stream`; several callbacks may be registered, each is called once.
+    /// @throws std::invalid_argument for an empty `f`.
+    void on_close(std::function<void(std::error_code)> f) {
+      if (!f)
+        throw std::invalid_argument("sse::subscription::on_close: empty callback");
+      add_close_listener(std::make_unique<detail::function_close_listener>(std::move(f)));
+    }
+
+    /// Waits asynchronously until the subscription is over (see `on_close` for when and why).
+    ///
+    /// Completion signature `void(std::error_code)`, with the reason `on_close` gets; any Asio
+    /// completion token (`asio::use_future`, `asio::use_awaitable`, a callback). The handler
+    /// runs on its associated executor (default: `subscribe_options::executor`); it keeps work
+    /// on that executor until then. May be called more than once, and alongside `async_wait`.
+    template <class CompletionToken>
+    auto async_wait_closed(CompletionToken&& token) {
+      return asio::async_initiate<CompletionToken, void(std::error_code)>(
+          [self = this](auto handler) {
+            using listener = detail::async_close_listener<std::decay_t<decltype(handler)>>;
+            auto ex = self->close_executor();
+            self->add_close_listener(std::make_unique<listener>(std::move(handler), ex));
+          },
+          token);
+    }
+
   private:
     friend class basic_broker;
+
+    asio::any_io_executor close_executor() const {
+      return executor_ ? executor_ : asio::any_io_executor(asio::system_executor());
+    }
+
+    void add_close_listener(std::unique_ptr<detail::close_listener> l) {
+      if (state_) {
+        state_->add_close_listener(std::move(l), close_executor());
+        return;
+      }
+      detail::close_listeners now;
+      now.push_back(std::move(l));
+      detail::post_close_listeners(close_executor(), std::move(now), make_error_code(errc::closed));
+    }
 
     subscription(std::weak_ptr<impl> b, std::shared_ptr<state_type> s,
                  std::vector<std::string> topics, asio::any_io_executor ex, resume_result r)

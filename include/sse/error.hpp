@@ -16,10 +16,12 @@ enum class errc {
   evicted = 1,
   /// The subscription was closed: the broker shut down or the subscriber left.
   closed,
-  /// The stream was ended by the server or the handler.
+  /// The server ended the stream: `stop()`, `drain()`, or a client that kept sending on it.
   stream_closed,
   /// A write made no progress within the configured write timeout.
   write_timeout,
+  /// The client went away (the connection closed or failed) while its stream was open.
+  disconnected,
 };
 
 namespace detail {
@@ -36,6 +38,8 @@ public:
       return "stream closed";
     case errc::write_timeout:
       return "write made no progress before the timeout";
+    case errc::disconnected:
+      return "the client disconnected";
     }
     return "unknown sse error";
   }

@@ -8,10 +8,17 @@
 #include <sse/frame.hpp>
 #include <sse/queue_limits.hpp>
 
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/system_executor.hpp>
+
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string_view>
+#include <system_error>
+#include <type_traits>
 #include <utility>
 
 namespace sse {
@@ -56,6 +63,39 @@ public:
   bool closed() const {
     std::lock_guard<std::mutex> lk(state_->mutex);
     return state_->ended();
+  }
+
+  /// Calls `f` once when the stream is over, so a producer stops at once instead of at its
+  /// next `send`: errc::disconnected (the client left, noticed at once), errc::closed
+  /// (`close()` was called; what it queued may still be on its way), errc::evicted (the
+  /// client fell behind), errc::stream_closed (the server's `stop()` or `drain()`),
+  /// errc::write_timeout.
+  ///
+  /// `f` runs once, in a posted handler, never under a lock: on the stream's I/O thread once
+  /// the server writes it (an exception is logged to `server_options::error_log`), else on
+  /// the system executor (an exception goes to stderr). Registered after the end, it is called
+  /// at once, posted. Any thread; several callbacks may be registered.
+  /// @throws std::invalid_argument for an empty `f`.
+  void on_close(std::function<void(std::error_code)> f) {
+    if (!f)
+      throw std::invalid_argument("sse::event_stream::on_close: empty callback");
+    state_->add_close_listener(std::make_unique<detail::function_close_listener>(std::move(f)),
+                               asio::system_executor());
+  }
+
+  /// Waits asynchronously until the stream is over (see `on_close` for why).
+  ///
+  /// Completion signature `void(std::error_code)`; any Asio completion token. The handler
+  /// runs on its associated executor (default: the system executor), which it keeps working.
+  template <class CompletionToken>
+  auto async_wait_closed(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::error_code)>(
+        [st = state_](auto handler) {
+          using listener = detail::async_close_listener<std::decay_t<decltype(handler)>>;
+          asio::any_io_executor const ex = asio::system_executor();
+          st->add_close_listener(std::make_unique<listener>(std::move(handler), ex), ex);
+        },
+        token);
   }
 
   /// Frames waiting to be written.

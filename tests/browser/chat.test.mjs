@@ -42,18 +42,20 @@ describe('chat example in a browser', { timeout: 120_000 }, () => {
 
   const forgetLeftovers = killOnExit(() => [server?.proc]);
 
-  async function openTab(viewport) {
-    const { context, page } = await openPage(browser, server.url, { viewport });
+  async function openTab(viewport, nick) {
+    // A nickname remembered from an earlier visit, so the first stream is already listed under it.
+    const init = nick ? `try { localStorage.setItem('sse-chat.nick', ${JSON.stringify(nick)}); } catch {}` : undefined;
+    const { context, page } = await openPage(browser, server.url, { viewport, init });
     contexts.push(context);
-    return page;
+    return { context, page };
   }
 
   before(async () => {
     CHAT_BIN = requireBin('SSE_CHAT_BIN', 'chat');
     server = await startServer(CHAT_BIN);
     browser = await launchBrowser();
-    pageA = await openTab({ width: 390, height: 760 });   // phone width
-    pageB = await openTab({ width: 960, height: 640 });
+    pageA = (await openTab({ width: 390, height: 760 })).page;   // phone width
+    pageB = (await openTab({ width: 960, height: 640 })).page;
   }, { timeout: 60_000 });
 
   after(async () => {
@@ -135,6 +137,33 @@ describe('chat example in a browser', { timeout: 120_000 }, () => {
       await waitForEntry(pageB, 'notice', live);
       assert.deepEqual(await noticeTexts(pageB), [...before, ...missed, live],
                        'the replay must hold exactly the missed events, in order, then live ones');
+    });
+
+  test('every tab shows who is in the room, live: two tabs of one name count once, a closed tab leaves',
+    { timeout: 45_000 }, async (t) => {
+      const viewport = { width: 960, height: 640 };
+      const carol = (await openTab(viewport, 'carol')).page;
+      const dave = await openTab(viewport, 'dave');
+      const carol2 = await openTab(viewport, 'carol');
+      const listed = (page, names) => page.waitForFunction(
+        (names) => names.every((n) => window.sseChat.people().includes(n)), names);
+      await Promise.all([carol, dave.page, carol2.page].map((p) => listed(p, ['carol', 'dave'])));
+      assert.equal(await carol.textContent('#people li.me'), 'carol (you)');
+      assert.equal((await carol.evaluate(() => window.sseChat.people())).filter((n) => n === 'carol').length, 1);
+
+      await carol2.context.close();                       // carol still has a tab open
+      const t0 = performance.now();
+      await dave.context.close();
+      await carol.waitForFunction(() => !window.sseChat.people().includes('dave'), null, { timeout: 5000 });
+      const elapsed = performance.now() - t0;
+      t.diagnostic(`tab closed -> the other tab shows it left: ${elapsed.toFixed(0)} ms`);
+      assert.ok(elapsed < 3000, `leaving took ${elapsed.toFixed(0)} ms to show`);
+      await carol.waitForFunction(() => [...document.querySelectorAll('#messages .presence')]
+        .some((e) => e.textContent === 'dave left the room'));
+      assert.ok((await carol.evaluate(() => window.sseChat.people())).includes('carol'),
+                'closing one of two tabs of a name must not list it as gone');
+      assert.equal(await carol.locator('#messages .presence', { hasText: 'carol left' }).count(), 0);
+      await screenshot(carol, 'chat-presence');
     });
 
   test('the status goes to reconnecting when the server dies and back to connected when it returns',

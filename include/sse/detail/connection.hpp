@@ -43,13 +43,35 @@ inline frame const& heartbeat_frame() {
 
 class connection;
 
+/// An answer that came too late to be sent: an event_stream in it ends with `why`, so that
+/// its producer learns (a subscription ends as the response is dropped). Its listeners run
+/// through `closes` (none: the system executor).
+inline void abandon_stream(response& r, errc why, std::shared_ptr<close_runner> const& closes) {
+  auto* s = std::get_if<event_stream>(&r.source());
+  if (!s)
+    return;
+  auto const& q = s->state();
+  {
+    std::lock_guard<std::mutex> lk(q->mutex);
+    if (q->attached)
+      return; // another response writes it: not ours to end
+    q->attached = true;
+    if (closes)
+      q->close_run = closes;
+    q->tell_closed_locked(make_error_code(why));
+  }
+  q->close_and_discard(); // nobody waits on a queue no connection writes
+}
+
 /// One request waiting for its asynchronous handler: what the handler's responder completes.
 /// Shared by the connection and the responder, so the request outlives neither.
 class async_exchange final : public pending_answer,
                              public std::enable_shared_from_this<async_exchange> {
 public:
-  async_exchange(std::weak_ptr<connection> c, std::shared_ptr<post_gate> g, sse::request r)
-      : request(std::move(r)), conn_(std::move(c)), gate_(std::move(g)) {}
+  async_exchange(std::weak_ptr<connection> c, std::shared_ptr<post_gate> g,
+                 std::shared_ptr<close_runner> closes, sse::request r)
+      : request(std::move(r)), conn_(std::move(c)), gate_(std::move(g)),
+        closes_(std::move(closes)) {}
 
   void answer(response&& r) noexcept override { deliver(std::optional<response>(std::move(r))); }
   void abandon() noexcept override { deliver(std::nullopt); }
@@ -64,6 +86,7 @@ private:
 
   std::weak_ptr<connection> conn_;
   std::shared_ptr<post_gate> gate_;
+  std::shared_ptr<close_runner> closes_;
   std::atomic<bool> waiting_{true};
 };
 
@@ -92,11 +115,11 @@ public:
 
   void on_sweep(clock::time_point now) {
     if (w_.stopping && now >= w_.stop_deadline) {
-      close();
+      close(errc::stream_closed);
       return;
     }
     if (writing_ && now - last_progress_ >= w_.opts.write_timeout) {
-      close(); // no byte accepted for write_timeout: the peer stopped reading
+      close(errc::write_timeout); // no byte accepted for write_timeout: the peer stopped reading
       return;
     }
     switch (phase_) {
@@ -133,8 +156,12 @@ public:
 
   /// On the worker's thread: the asynchronous handler answered `ex` (or dropped it: nullopt).
   void on_answer(async_exchange& ex, std::optional<response> r) {
-    if (phase_ != phase::awaiting || exchange_.get() != &ex)
-      return; // too late: timed out, client gone, or already answered
+    if (phase_ != phase::awaiting || exchange_.get() != &ex) {
+      if (r) // too late: timed out, client gone, or already answered
+        abandon_stream(*r, phase_ == phase::closed ? errc::disconnected : errc::stream_closed,
+                       w_.closes);
+      return;
+    }
     auto const keep = stop_waiting();
     if (!r) {
       w_.report("the handler of " + keep->request.method() + " " + keep->request.path() +
@@ -167,13 +194,17 @@ public:
     }
   }
 
-  void close() {
+  /// Closes the socket now; a stream's close listeners learn `why` (unless its source ended
+  /// first: then they already know).
+  void close(errc why = errc::disconnected) {
     if (phase_ == phase::closed)
       return;
     if (phase_ == phase::awaiting)
       stop_waiting(); // a late answer is dropped
-    if (phase_ == phase::streaming)
+    if (phase_ == phase::streaming) {
       w_.counters.streams.sub(1);
+      queue_->tell_closed(make_error_code(why));
+    }
     drained();
     end_log(); // a response cut off, or a stream that ended with its client
     phase_ = phase::closed;
@@ -413,7 +444,8 @@ private:
 
   // --- asynchronous handlers ------------------------------------------------------------
   void begin_async(sse::request&& req, std::function<void(sse::request&, sse::responder)> const& h) {
-    auto ex = std::make_shared<async_exchange>(weak_from_this(), w_.gate, std::move(req));
+    auto ex = std::make_shared<async_exchange>(weak_from_this(), w_.gate, w_.closes,
+                                             std::move(req));
     exchange_ = ex;
     phase_ = phase::awaiting;
     ++w_.awaiting;
@@ -535,8 +567,11 @@ private:
   /// Half-close, then drain what the peer still sends for a moment: a plain close with unread
   /// input resets the connection and can destroy the error response before it is read.
   void linger_close() {
-    if (phase_ == phase::streaming)
+    if (phase_ == phase::streaming) { // ended by us: everything queued is written
       w_.counters.streams.sub(1);
+      queue_->tell_closed(make_error_code(errc::stream_closed));
+      release_source(); // over now, not once the client has closed its end too
+    }
     drained();
     end_log();
     phase_ = phase::lingering;
@@ -624,12 +659,14 @@ private:
     pump();
   }
 
-  /// Takes `q` for this connection; false if another response already writes it.
-  static bool claim(subscriber_state<frame>& q) {
+  /// Takes `q` for this connection; false if another response already writes it. From now
+  /// on its close listeners run on this thread, their exceptions to the error log.
+  bool claim(subscriber_state<frame>& q) {
     std::lock_guard<std::mutex> lk(q.mutex);
     if (q.attached)
       return false;
     q.attached = true;
+    q.close_run = w_.closes;
     return true;
   }
 
@@ -827,7 +864,7 @@ private:
     }
     stray_bytes_ += n;
     if (stray_bytes_ > max_stray_bytes) {
-      close();
+      close(errc::stream_closed);
       return;
     }
     watch_input();
@@ -1061,10 +1098,16 @@ inline void worker::sweep() {
 
 inline void async_exchange::deliver(std::optional<response> r) noexcept {
   try {
-    gate_->post([self = shared_from_this(), r = std::move(r)]() mutable {
-      if (auto c = self->conn_.lock())
-        c->on_answer(*self, std::move(r));
-    });
+    auto held = std::make_shared<std::optional<response>>(std::move(r)); // ours if refused
+    if (gate_->post([self = shared_from_this(), held] {
+          if (auto c = self->conn_.lock())
+            c->on_answer(*self, std::move(*held));
+          else if (*held) // the connection is gone with its client
+            abandon_stream(**held, errc::disconnected, self->closes_);
+        }))
+      return;
+    if (*held) // the server is gone
+      abandon_stream(**held, errc::stream_closed, nullptr);
   } catch (...) { // out of memory: the request times out instead
   }
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sse/detail/close_notice.hpp>
 #include <sse/detail/ring.hpp>
 #include <sse/error.hpp>
 #include <sse/queue_limits.hpp>
@@ -8,6 +9,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -76,6 +78,7 @@ public:
       switch (limits.policy) {
       case overflow_policy::evict:
         evicted = true;
+        tell_closed_locked(make_error_code(errc::evicted));
         wake = std::exchange(armed, nullptr);
         if (blocking_waiters)
           cv.notify_all();
@@ -109,9 +112,42 @@ public:
       evicted = true;
     else
       closed = true;
+    tell_closed_locked(make_error_code(why));
     if (blocking_waiters)
       cv.notify_all();
     return std::exchange(armed, nullptr);
+  }
+
+  /// The subscriber is over for its application (no message published from now on reaches
+  /// it): its close listeners are told `why`, unless they were told already. Called when it
+  /// ends (evicted, closed) and by the server when the stream ends first (the client left, a
+  /// stop); the first reason wins.
+  void tell_closed(std::error_code why) {
+    std::lock_guard<std::mutex> lk(mutex);
+    tell_closed_locked(why);
+  }
+
+  void tell_closed_locked(std::error_code why) noexcept {
+    if (close_reason)
+      return;
+    close_reason = why;
+    if (!close_waiting.empty())
+      post_close_locked(std::exchange(close_waiting, close_listeners()), why);
+  }
+
+  /// Adds a listener; one added once the subscriber is over is told at once (posted).
+  /// `fallback` is where listeners run when no server writes this subscriber.
+  void add_close_listener(std::unique_ptr<close_listener> l,
+                          asio::any_io_executor const& fallback) {
+    std::lock_guard<std::mutex> lk(mutex);
+    close_fallback = fallback;
+    if (!close_reason) {
+      close_waiting.push_back(std::move(l));
+      return;
+    }
+    close_listeners now;
+    now.push_back(std::move(l));
+    post_close_locked(std::move(now), close_reason);
   }
 
   bool ended() const noexcept { return evicted || closed; }
@@ -188,6 +224,14 @@ public:
     return {};
   }
 
+  /// Posts `ls`: never inline, since the broker's lock may be held (posting calls no one).
+  void post_close_locked(close_listeners ls, std::error_code why) noexcept {
+    if (close_run)
+      close_run->post(std::move(ls), why);
+    else
+      post_close_listeners(close_fallback, std::move(ls), why);
+  }
+
   /// Removes the oldest message, measuring it before it is moved from.
   Message take_front_locked() noexcept {
     queued_bytes -= message_traits<Message>::size(queue.front());
@@ -211,6 +255,12 @@ public:
   int blocking_waiters = 0;
   waiter* armed = nullptr;
   bool attached = false; ///< a connection writes this queue (a stream serves one response)
+
+  // Close notification (`on_close`, `async_wait_closed`), guarded by `mutex`.
+  std::error_code close_reason;   ///< set once, when the subscriber is over
+  close_listeners close_waiting;  ///< to be told then
+  std::shared_ptr<close_runner> close_run; ///< the server writing this subscriber, if any
+  asio::any_io_executor close_fallback = asio::system_executor(); ///< else listeners run here
 
   // Guarded by the broker's lock, not by `mutex`.
   std::vector<slot> slots;

@@ -3,6 +3,7 @@
 // One I/O thread of the server: its io_context, its connections, one timer for all of their
 // deadlines and heartbeats, and the streams woken by publishers.
 
+#include <sse/detail/close_notice.hpp>
 #include <sse/detail/counters.hpp>
 #include <sse/detail/deadline.hpp>
 #include <sse/detail/router.hpp>
@@ -71,6 +72,31 @@ private:
   bool open_ = true;
 };
 
+/// Runs the close listeners of the streams a worker writes on its thread, exceptions to its
+/// error log. A subscriber may outlive the server: once the worker is gone (its gate closed)
+/// they go to the system executor instead.
+template <class Worker>
+class worker_close_runner final : public close_runner {
+public:
+  worker_close_runner(std::shared_ptr<post_gate> gate, Worker& w) : gate_(std::move(gate)), w_(w) {}
+
+  void post(close_listeners ls, std::error_code why) noexcept override {
+    try {
+      auto held = std::make_shared<close_listeners>(std::move(ls)); // still ours if refused
+      if (gate_->post([held, why, &w = w_] {
+            complete_all(*held, why, [&w](std::string_view what) { w.report(what); });
+          }))
+        return;
+      post_close_listeners(asio::system_executor(), std::move(*held), why);
+    } catch (...) { // out of memory: the listeners are dropped
+    }
+  }
+
+private:
+  std::shared_ptr<post_gate> gate_;
+  Worker& w_; ///< used only on the worker's thread, through the gate
+};
+
 /// One I/O thread's share of the server: everything it owns runs on one executor, `ex` (the
 /// server's own io_context for that thread, or a strand of the application's io_context).
 ///
@@ -83,7 +109,8 @@ public:
   worker(asio::any_io_executor e, server_options const& o, router const& r,
          std::atomic<std::size_t>& live)
       : ex(std::move(e)), opts(o), routes(r), live_connections(live),
-        gate(std::make_shared<post_gate>(ex)), sweep_timer(ex) {}
+        gate(std::make_shared<post_gate>(ex)),
+        closes(std::make_shared<worker_close_runner<worker>>(gate, *this)), sweep_timer(ex) {}
   worker(worker const&) = delete;
   worker& operator=(worker const&) = delete;
   ~worker() { gate->close(); }
@@ -147,6 +174,7 @@ public:
   router const& routes;
   std::atomic<std::size_t>& live_connections;
   std::shared_ptr<post_gate> gate;
+  std::shared_ptr<close_runner> closes; ///< where the close listeners of its streams run
   std::size_t awaiting = 0; ///< connections waiting for an asynchronous handler's answer
   bool refusing = false;    ///< stop's first phase: requests get 503
   clock::time_point refuse_deadline; ///< until then stop waits for asynchronous answers
