@@ -233,20 +233,22 @@ echo "c. without Redis: 503 + Retry-After (publish on A and B, new listen on B);
 
 # ---- d. redis-server back on the same port, with its AOF -----------------------------------
 launch_redis || fail "redis-server did not restart on port $redis_port"
-# A publish refused while a node reconnects is not acknowledged; each try has its own text.
-attempt=0
-try_back() {
+# Each node reconnects on its own schedule; a publish refused meanwhile (503) is not
+# acknowledged and must never show up, so each try has its own text.
+try_back() {   # URL NODE
   attempt=$((attempt + 1))
-  last_try="back $attempt"
-  [ "$(publish "$url_a" "$last_try")" = 200 ]
+  last_try="back on $2, try $attempt"
+  [ "$(publish "$1" "$last_try")" = 200 ]
 }
-wait_until 15 "POST /publish on A to work again after the restart" try_back
-echo "   (POST /publish on A accepted again at try $attempt after the restart)"
-acked+=("$last_try")
-code=$(publish "$url_b" "after restart from b"); [ "$code" = 200 ] || fail "POST /publish on B answered $code"
-acked+=("after restart from b")
+for node in a b; do
+  attempt=0
+  url_var=url_$node
+  wait_until 15 "POST /publish on ${node^^} to work again after the restart" try_back "${!url_var}" "${node^^}"
+  acked+=("$last_try")
+  echo "   (POST /publish on ${node^^} accepted again at try $attempt after the restart)"
+done
 wait_until 10 "B's open stream to get the events published after the restart" \
-  has_data "$dir/live.stream" "after restart from b"
+  has_data "$dir/live.stream" "$last_try"
 kill -0 "$live_pid" 2>/dev/null || fail "B's open stream closed"
 sleep 0.2
 expect_list "B's stream, open across the outage" "$dir/live.stream" "${acked[@]}"
