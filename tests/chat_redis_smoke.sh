@@ -190,11 +190,12 @@ wait_until 5 "A's stream to get 'seen on a'" has_data "$dir/froma.stream" "seen 
 [ "$(events "$dir/froma.stream" | tail -n 1 | cut -f1)" = "$seen_id" ] ||
   fail "the event's id on A's stream is not the id POST /publish answered ($seen_id): $(events "$dir/froma.stream")"
 close_stream "$froma_pid"
-missed=()
+missed=() missed_ids=()
 for i in 1 2 3; do
   if [ $i = 2 ]; then code=$(publish "$url_b" "missed $i"); else code=$(publish "$url_a" "missed $i"); fi
   [ "$code" = 200 ] || fail "POST /publish of 'missed $i' answered $code"
   missed+=("missed $i")
+  missed_ids+=("$(id_of_last)")
 done
 acked+=("${missed[@]}")
 open_stream resumed "$url_b" -H "Last-Event-ID: $seen_id"
@@ -206,6 +207,8 @@ wait_until 5 "the resumed stream on B to get 'live after resume'" \
 sleep 0.2   # anything doubled or out of order would come with or right after it
 close_stream "$resumed_pid"
 expect_list "resume on B from A's id" "$dir/resumed.stream" "${missed[@]}" "live after resume"
+[ "$(events "$dir/resumed.stream" | head -n 3 | cut -f1)" = "$(printf '%s\n' "${missed_ids[@]}")" ] ||
+  fail "the replayed events' ids are not those POST /publish answered (${missed_ids[*]}): $(events "$dir/resumed.stream")"
 echo "b. resumed on B with A's id $seen_id: exactly the 3 missed events, then live"
 
 # ---- c. redis-server killed ---------------------------------------------------------------
