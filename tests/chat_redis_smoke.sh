@@ -130,11 +130,12 @@ open_stream() {
 close_stream() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # The complete events of a stream file, one line each: ID<TAB>NAME<TAB>DATA (data lines joined
-# with a literal \n). Skips the HTTP headers and comments (heartbeats).
+# with a literal \n). Skips the HTTP headers, comments (heartbeats) and the chat's presence
+# lists (each process's own, never replayed).
 events() {
   tr -d '\r' <"$1" | awk '
     !body { if ($0 == "") body = 1; next }
-    $0 == "" { if (has) print id "\t" name "\t" data; id = ""; name = ""; data = ""; has = 0; nd = 0; next }
+    $0 == "" { if (has && name != "presence") print id "\t" name "\t" data; id = ""; name = ""; data = ""; has = 0; nd = 0; next }
     /^:/ { next }
     /^id: / { id = substr($0, 5); has = 1; next }
     /^event: / { name = substr($0, 8); has = 1; next }

@@ -108,8 +108,9 @@ public:
     broker_.set_history(topic, sse::history_limits{0, 0, std::chrono::milliseconds(0)});
   }
 
-  /// Counts `sub`'s stream as `user`'s (if any) until it closes, and tells the room.
-  void attach(sse::subscription& sub, std::optional<std::string> const& user) {
+  /// Counts `sub`'s stream as `user`'s (if any) until it closes and tells the room if that
+  /// changes the list; else returns the list for this stream alone.
+  std::optional<sse::frame> attach(sse::subscription& sub, std::optional<std::string> const& user) {
     std::lock_guard<std::mutex> lk(m_);
     char const* change = nullptr;
     bool listed = false;
@@ -120,13 +121,14 @@ public:
       else if (tabs_.size() < max_present)
         tabs_.emplace(*user, 1), listed = true, change = "joined";
       else
-        ++more_;
+        ++more_, change = "";
       // Told once, on an I/O thread, whatever ends the stream (the tab closed, a stop, ...).
       sub.on_close([this, name = *user, listed](std::error_code) { leave(name, listed); });
     }
-    // The whole list to everyone, this stream too: the subscription may have been made (by
-    // the Redis backend) a moment before, so a list queued for it since is never the last.
-    publish_locked(change, user ? *user : std::string());
+    if (!change)
+      return sse::frame(event_locked(nullptr, {}));
+    publish_locked(*change ? change : nullptr, user ? *user : std::string());
+    return std::nullopt;
   }
 
 private:
@@ -148,13 +150,15 @@ private:
     nlohmann::json users = nlohmann::json::array();
     for (auto const& [n, count] : tabs_)
       users.push_back(n);
-    nlohmann::json j = {{"users", std::move(users)}, {"more", more_}};
+    // `v` orders the lists: one given to a new stream alone may overtake one queued for it.
+    nlohmann::json j = {{"users", std::move(users)}, {"more", more_}, {"v", version_}};
     if (change)
       j[change] = name;
     return sse::json_event(j).name("presence");
   }
 
   void publish_locked(char const* change, std::string const& name) {
+    ++version_;
     // deliver, not publish: the list is this process's, for this process's streams.
     broker_.deliver(topic, event_locked(change, name));
   }
@@ -163,6 +167,7 @@ private:
   std::mutex m_;
   std::map<std::string, std::size_t, std::less<>> tabs_; ///< name -> streams open
   std::size_t more_ = 0;                                 ///< streams of names not listed
+  std::uint64_t version_ = 0;                            ///< of the list, bumped on each change
 };
 
 } // namespace
@@ -209,7 +214,7 @@ int main(int argc, char** argv) {
     }
     topics.emplace_back(presence::topic);
     hub.listen(std::move(topics), o, std::move(res),
-               [&room, user](sse::subscription& sub) { room.attach(sub, user); });
+               [&room, user](sse::subscription& sub) { return room.attach(sub, user); });
   });
 
   srv.route("POST", "/message", [&](sse::request& req, sse::responder res) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -92,26 +93,23 @@ public:
   }
 
   /// A stream of `topics` that first replays what the client missed since `o.last_event_id`;
-  /// `attach` (if any) sees the subscription before its stream starts (e.g. for `on_close`).
+  /// `attach` (if any) sees the subscription before its stream starts (e.g. for `on_close`)
+  /// and may give a frame to send first.
+  using attach_fn = std::function<std::optional<sse::frame>(sse::subscription&)>;
   void listen(std::vector<std::string> topics, sse::subscribe_options const& o,
-              sse::responder res, std::function<void(sse::subscription&)> attach = {}) {
+              sse::responder res, attach_fn attach = {}) {
 #if SSE_EXAMPLES_REDIS
     if (backend_) {
       backend_->async_subscribe(std::move(topics), o,
                                 [res, attach](std::error_code ec, sse::subscription sub) mutable {
                                   if (ec)
                                     return res.send(unavailable(ec));
-                                  if (attach)
-                                    attach(sub);
-                                  res.send(sse::response::stream(std::move(sub)));
+                                  res.send(stream(std::move(sub), attach));
                                 });
       return;
     }
 #endif
-    auto sub = broker_.subscribe(std::move(topics), o);
-    if (attach)
-      attach(sub);
-    res.send(sse::response::stream(std::move(sub)));
+    res.send(stream(broker_.subscribe(std::move(topics), o), attach));
   }
 
   /// The request's topics (`?topic=`, or `fallback_topic`), resuming from its Last-Event-ID.
@@ -165,6 +163,14 @@ public:
   }
 
 private:
+  static sse::response stream(sse::subscription sub, attach_fn const& attach) {
+    auto first = attach ? attach(sub) : std::nullopt;
+    auto r = sse::response::stream(std::move(sub));
+    if (first)
+      r.prelude(std::move(*first));
+    return r;
+  }
+
   static sse::response unavailable(std::error_code ec) {
     return sse::response::text(503, "redis is unavailable: " + ec.message() + "\n")
         .header("Retry-After", "1");

@@ -7,7 +7,8 @@
 //                 ms (the newest id's time); one per Redis, never expires
 //   P{T}          stream: the topic's history, entries `<ms>-<seq>` with one field `b` (the
 //                 frame without its id line); also the topic's pub/sub channel
-//   P{T}:meta     hash: last (the topic's newest id), bytes (kept), trimmed (newest id dropped)
+//   P{T}:meta     hash: last (the topic's newest id), n and bytes (kept), first (the oldest
+//                 kept entry's ms), trimmed (the newest id dropped), exp (expiry last set)
 // Ids are `<ms>-<seq>`: seq counts every publish on this Redis, so ids of different topics
 // compare by seq and one order holds across topics; ms never goes back, so a stream id and the
 // event id are the same string.
@@ -23,7 +24,10 @@ namespace sse::detail::redis {
 
 /// Assigns the next id, appends to the topic's stream within its bounds and publishes, in one
 /// atomic step. KEYS: state, stream, meta. ARGV: body, max_events, max_bytes, max_age_ms (-1:
-/// none), ttl_ms (0: none). Returns {epoch, id}. The message published on the stream's name is
+/// none), ttl_ms (0: none; the keys then live at least this long after the newest publish,
+/// their expiry pushed back a quarter of it at a time so most publishes skip PEXPIRE).
+/// The meta hash counts entries and bytes and knows the oldest entry's time, so a publish
+/// that trims nothing reads nothing of the stream. Returns {epoch, id}. The message published on the stream's name is
 /// "epoch\nid\nprev\nbody", prev being the topic's id before this one ("0-0" for none).
 inline constexpr std::string_view publish_script = R"lua(
 local t = redis.call('TIME')
@@ -35,35 +39,54 @@ local ms = math.max(now, tonumber(st[3] or '0'))
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', string.format('%.0f', seq),
            'ms', string.format('%.0f', ms))
 local id = string.format('%.0f-%.0f', ms, seq)
-local meta = redis.call('HMGET', KEYS[3], 'last', 'bytes')
+local meta = redis.call('HMGET', KEYS[3], 'last', 'bytes', 'n', 'first', 'exp')
 local prev = meta[1] or '0-0'
 local bytes = tonumber(meta[2] or '0')
+local n = tonumber(meta[3] or '0')
+local first = tonumber(meta[4] or '0')
+local exp = tonumber(meta[5] or '0')
 local body = ARGV[1]
-local maxn, maxb, maxage = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local maxn, maxb = tonumber(ARGV[2]), tonumber(ARGV[3])
+local maxage, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 local kept = maxn > 0 and #body <= maxb
 if kept then
   redis.call('XADD', KEYS[2], id, 'b', body)
   bytes = bytes + #body
+  n = n + 1
+  if n == 1 then first = ms end
 end
 local trimmed = nil
-local n = redis.call('XLEN', KEYS[2])
 for _ = 1, 128 do
-  if n == 0 then break end
-  local e = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-  local ems = tonumber(string.match(e[1], '^%d+'))
-  if n <= maxn and bytes <= maxb and (maxage < 0 or ems >= now - maxage) then break end
+  if n == 0 or (n <= maxn and bytes <= maxb and (maxage < 0 or first >= now - maxage)) then
+    break
+  end
+  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 2)
+  local e = old[1]
+  if not e then
+    n, bytes, first = 0, 0, 0
+    break
+  end
   bytes = bytes - #e[2][2]
   redis.call('XDEL', KEYS[2], e[1])
   trimmed = e[1]
   n = n - 1
+  first = old[2] and tonumber(string.match(old[2][1], '^%d+')) or 0
 end
 if not kept then trimmed = id end
-redis.call('HSET', KEYS[3], 'last', id, 'bytes', string.format('%.0f', bytes))
-if trimmed then redis.call('HSET', KEYS[3], 'trimmed', trimmed) end
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
+local m = {'last', id, 'bytes', string.format('%.0f', bytes), 'n', string.format('%.0f', n),
+           'first', string.format('%.0f', first)}
+if trimmed then
+  m[#m + 1] = 'trimmed'
+  m[#m + 1] = trimmed
+end
+if ttl > 0 and now - exp > ttl / 4 then
+  m[#m + 1] = 'exp'
+  m[#m + 1] = string.format('%.0f', now)
+end
+redis.call('HSET', KEYS[3], unpack(m))
+if ttl > 0 and now - exp > ttl / 4 then
+  redis.call('PEXPIRE', KEYS[2], ttl + ttl / 4)
+  redis.call('PEXPIRE', KEYS[3], ttl + ttl / 4)
 end
 redis.call('PUBLISH', KEYS[2], epoch .. '\n' .. id .. '\n' .. prev .. '\n' .. body)
 return {epoch, id}
