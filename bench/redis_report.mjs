@@ -125,6 +125,16 @@ line(
   `Each setup ran ${meta.b_rounds} time${meta.b_rounds > 1 ? "s" : ""}, taking turns with the others; the row is its run with the median p99. ` +
     `"Waited" is the time the server-side threads (summed) were runnable but not running.`,
 );
+const noisy = setups.filter((s) => b[s] && b[s].server_runq_wait > 0.1);
+if (noisy.length) {
+  const min = (s) => (b[s] ? Math.min(...b[s].rounds_p99) : null);
+  line(
+    `Other processes took the servers' core: ${noisy.map((s) => `${names[s]} waited ${pct(b[s].server_runq_wait)}`).join(", ")} ` +
+      `in its median run, so these p99s and their ratios say more about the machine than about the setups. ` +
+      `The lowest p99 of each setup: ${setups.map((s) => `${names[s]} ${us(min(s))}`).join(", ")} ` +
+      `(ratios ${["redis1", "redis2"].map((s) => x(min(s) / min("inproc"))).join(" and ")}).`,
+  );
+}
 const per = b.redis2 && b.redis2.per_sub_url;
 if (per) line(`Two processes, per process: ${per.map((p, i) => `node ${i + 1} p50 ${us(p.latency_us.p50)}, p99 ${us(p.latency_us.p99)}`).join("; ")}.`);
 line();
