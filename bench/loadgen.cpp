@@ -108,7 +108,7 @@ url parse_url(std::string const& s) {
 }
 
 struct options {
-  std::string sub_url, pub_url;
+  std::vector<std::string> sub_urls, pub_urls; ///< several: spread over them in turn
   std::size_t subs = 100;
   std::size_t size = 64;
   double duration = 10;
@@ -117,7 +117,7 @@ struct options {
   std::size_t window = 8;
   std::size_t pub_conns = 0; ///< 0: one per window slot
   double stall_fraction = 0;
-  long server_pid = 0;
+  std::vector<long> server_pids; ///< CPU time, waits and RSS are summed over them
   bool idle = false;
   bool json = false;
   bool kernel_rx_time = true; ///< latency from the socket's receive timestamp (SO_TIMESTAMPNS)
@@ -131,8 +131,10 @@ struct options {
 void usage(FILE* f) {
   std::fprintf(f,
       "usage: sse_loadgen --sub-url URL [--pub-url URL] [options]\n"
-      "  --sub-url URL         event stream to subscribe to (GET)\n"
-      "  --pub-url URL         where to POST events (not needed with --idle)\n"
+      "  --sub-url URL         event stream to subscribe to (GET); given several times, the\n"
+      "                        subscribers are spread over the URLs in turn\n"
+      "  --pub-url URL         where to POST events (not needed with --idle); given several\n"
+      "                        times, the publisher connections are spread over them in turn\n"
       "  --subs N              subscriber connections (100)\n"
       "  --size B              payload bytes per event (64, at least 48)\n"
       "  --duration S          measured seconds (10)\n"
@@ -142,7 +144,7 @@ void usage(FILE* f) {
       "  --pub-conns C         publisher connections (default: W, one POST in flight each;\n"
       "                        fewer connections pipeline up to ceil(W/C) each)\n"
       "  --stall-fraction F    that fraction of subscribers never reads after connecting (0)\n"
-      "  --server-pid PID      process whose CPU time and RSS to report\n"
+      "  --server-pid PID      process whose CPU time and RSS to report (several times: summed)\n"
       "  --idle                connect the subscribers, publish nothing, measure memory\n"
       "  --json                one JSON object on stdout instead of the text report\n"
       "  --user-rx-time        latency ends when the load generator reads the event, not when\n"
@@ -195,9 +197,9 @@ options parse_options(int argc, char** argv) {
       std::printf("%d\n", free_port());
       std::exit(0);
     } else if (f == "--sub-url" && v) {
-      o.sub_url = v, ++i;
+      o.sub_urls.emplace_back(v), ++i;
     } else if (f == "--pub-url" && v) {
-      o.pub_url = v, ++i;
+      o.pub_urls.emplace_back(v), ++i;
     } else if (f == "--label" && v) {
       o.label = v, ++i;
     } else if (f == "--subs") {
@@ -220,7 +222,7 @@ options parse_options(int argc, char** argv) {
     } else if (f == "--stall-fraction") {
       o.stall_fraction = num(0, 1);
     } else if (f == "--server-pid") {
-      o.server_pid = static_cast<long>(num(1, 1e9));
+      o.server_pids.push_back(static_cast<long>(num(1, 1e9)));
     } else if (f == "--idle") {
       o.idle = true;
     } else if (f == "--json") {
@@ -241,9 +243,9 @@ options parse_options(int argc, char** argv) {
       std::exit(2);
     }
   }
-  if (o.sub_url.empty())
+  if (o.sub_urls.empty())
     die("--sub-url is required");
-  if (!o.idle && o.pub_url.empty())
+  if (!o.idle && o.pub_urls.empty())
     die("--pub-url is required (or --idle)");
   if (o.pub_conns == 0)
     o.pub_conns = o.window;
@@ -307,6 +309,33 @@ double proc_runqueue_wait_seconds(long pid) {
   }
   closedir(d);
   return static_cast<double>(total) / 1e9;
+}
+
+/// The sums of the above over `pids` (-1 if any is unknown; 0 pids: -1).
+double sum_over(std::vector<long> const& pids, double (*f)(long)) {
+  if (pids.empty())
+    return -1;
+  double total = 0;
+  for (long pid : pids) {
+    double const v = f(pid);
+    if (v < 0)
+      return -1;
+    total += v;
+  }
+  return total;
+}
+
+long rss_kib_sum(std::vector<long> const& pids) {
+  if (pids.empty())
+    return -1;
+  long total = 0;
+  for (long pid : pids) {
+    long const v = proc_rss_kib(pid);
+    if (v < 0)
+      return -1;
+    total += v;
+  }
+  return total;
 }
 
 double self_cpu_seconds() {
@@ -660,9 +689,18 @@ bool parse_payload(std::string_view d, payload& out) {
          parse_number_after(d, " s=", out.s);
 }
 
+/// Where to connect: one per --sub-url or --pub-url.
+struct endpoint {
+  url u;
+  std::vector<char> addr_storage;
+  addrinfo ai{};
+  std::string request; ///< subscribers: the GET request
+};
+
 struct subscriber {
   enum class state : std::uint8_t { waiting, connecting, header, streaming, stalled, closed, failed };
   int fd = -1;
+  std::size_t ep = 0; ///< index into the subscriber endpoints
   state st = state::waiting;
   bool stall = false;
   bool chunked = false;
@@ -678,6 +716,7 @@ struct publisher {
   int fd = -1;
   state st = state::idle;
   std::uint32_t id = 0;
+  std::size_t ep = 0; ///< index into the publisher endpoints
   std::int64_t next_seq = 0;  ///< next sequence number to send
   std::uint64_t ok = 0;       ///< 2xx answers
   std::uint64_t failed = 0;   ///< other answers
@@ -726,10 +765,7 @@ private:
   void report();
 
   options o_;
-  url sub_url_, pub_url_;
-  std::vector<char> sub_addr_storage_, pub_addr_storage_;
-  addrinfo sub_ai_{}, pub_ai_{};
-  std::string sub_request_;
+  std::vector<endpoint> sub_eps_, pub_eps_;
   int ep_ = -1;
   std::vector<char> rbuf_ = std::vector<char>(256 * 1024);
 
@@ -760,6 +796,10 @@ private:
   std::uint64_t gaps_ = 0, out_of_order_ = 0;
   histogram latency_;     ///< send -> the kernel queued it on the subscriber's socket
   histogram app_latency_; ///< send -> the load generator read it
+  /// Per subscriber endpoint (reported with more than one --sub-url): latency_, streaming, lost.
+  std::vector<histogram> ep_latency_;
+  std::vector<std::size_t> ep_established_;
+  std::vector<std::uint64_t> ep_lost_;
   ns_t rx_kernel_ = 0;    ///< receive time of the bytes being parsed (CLOCK_MONOTONIC)
   ns_t realtime_offset_ = 0; ///< CLOCK_REALTIME - CLOCK_MONOTONIC, refreshed every poll
   std::uint64_t kernel_stamps_ = 0, user_stamps_ = 0;
@@ -768,17 +808,17 @@ private:
   double cpu_start_ = -1, cpu_end_ = -1, self_cpu_start_ = 0, self_cpu_end_ = 0;
   double wait_start_ = -1, wait_end_ = -1, self_wait_start_ = 0, self_wait_end_ = 0;
   void snapshot_start() {
-    cpu_start_ = proc_cpu_seconds(o_.server_pid);
-    wait_start_ = proc_runqueue_wait_seconds(o_.server_pid);
+    cpu_start_ = sum_over(o_.server_pids, proc_cpu_seconds);
+    wait_start_ = sum_over(o_.server_pids, proc_runqueue_wait_seconds);
     self_cpu_start_ = self_cpu_seconds();
     self_wait_start_ = proc_runqueue_wait_seconds(static_cast<long>(getpid()));
   }
   void snapshot_end() {
-    cpu_end_ = proc_cpu_seconds(o_.server_pid);
-    wait_end_ = proc_runqueue_wait_seconds(o_.server_pid);
+    cpu_end_ = sum_over(o_.server_pids, proc_cpu_seconds);
+    wait_end_ = sum_over(o_.server_pids, proc_runqueue_wait_seconds);
     self_cpu_end_ = self_cpu_seconds();
     self_wait_end_ = proc_runqueue_wait_seconds(static_cast<long>(getpid()));
-    rss_end_ = proc_rss_kib(o_.server_pid);
+    rss_end_ = rss_kib_sum(o_.server_pids);
   }
   double connect_seconds_ = 0;
   double measured_seconds_ = 0;
@@ -814,7 +854,8 @@ void loadgen::epoll_set(int fd, std::uint64_t t, std::uint32_t events, int op) {
 void loadgen::sub_start(std::size_t i) {
   auto& s = subs_[i];
   s.started = now_ns();
-  s.fd = set_nonblocking_socket(sub_ai_);
+  auto const& ai = sub_eps_[s.ep].ai;
+  s.fd = set_nonblocking_socket(ai);
   if (s.fd < 0) {
     std::fprintf(stderr, "sse_loadgen: socket: %s\n", std::strerror(errno));
     sub_finish(i, subscriber::state::failed);
@@ -822,7 +863,7 @@ void loadgen::sub_start(std::size_t i) {
   }
   ++pending_connects_;
   s.st = subscriber::state::connecting;
-  int const r = connect(s.fd, sub_ai_.ai_addr, sub_ai_.ai_addrlen);
+  int const r = connect(s.fd, ai.ai_addr, ai.ai_addrlen);
   if (r != 0 && errno != EINPROGRESS) {
     sub_finish(i, subscriber::state::failed);
     return;
@@ -859,8 +900,9 @@ void loadgen::sub_event(std::size_t i, std::uint32_t events) {
       sub_finish(i, subscriber::state::failed);
       return;
     }
-    ssize_t const w = send(s.fd, sub_request_.data(), sub_request_.size(), MSG_NOSIGNAL);
-    if (w != static_cast<ssize_t>(sub_request_.size())) { // a fresh socket takes 100 bytes
+    std::string const& request = sub_eps_[s.ep].request;
+    ssize_t const w = send(s.fd, request.data(), request.size(), MSG_NOSIGNAL);
+    if (w != static_cast<ssize_t>(request.size())) { // a fresh socket takes 100 bytes
       sub_finish(i, subscriber::state::failed);
       return;
     }
@@ -926,6 +968,7 @@ void loadgen::sub_bytes(std::size_t i, char const* p, std::size_t n, ns_t t) {
     s.before_publishing = !publishing_;
     --pending_connects_;
     ++established_;
+    ++ep_established_[s.ep];
     std::string rest = s.head.substr(end + 4);
     std::string().swap(s.head);
     if (s.stall) {
@@ -978,6 +1021,7 @@ void loadgen::on_event(std::size_t i, std::string_view data, ns_t t) {
     ++delivered_window_;
   if (pl.t >= m_start_ && pl.t < m_end_) {
     latency_.add(rx_kernel_ - pl.t);
+    ep_latency_[subs_[i].ep].add(rx_kernel_ - pl.t);
     app_latency_.add(t - pl.t);
   }
   std::size_t const k = i * pubs_.size() + static_cast<std::size_t>(pl.p);
@@ -997,10 +1041,11 @@ void loadgen::on_event(std::size_t i, std::string_view data, ns_t t) {
 
 void loadgen::pub_connect(std::size_t k) {
   auto& p = pubs_[k];
-  p.fd = set_nonblocking_socket(pub_ai_);
+  auto const& ai = pub_eps_[p.ep].ai;
+  p.fd = set_nonblocking_socket(ai);
   if (p.fd < 0)
     die("socket: %s", std::strerror(errno));
-  int const r = connect(p.fd, pub_ai_.ai_addr, pub_ai_.ai_addrlen);
+  int const r = connect(p.fd, ai.ai_addr, ai.ai_addrlen);
   if (r != 0 && errno != EINPROGRESS)
     die("cannot connect a publisher: %s", std::strerror(errno));
   p.st = publisher::state::connecting;
@@ -1059,9 +1104,10 @@ void loadgen::pub_send(std::size_t k) {
   std::string body(head, static_cast<std::size_t>(hn));
   body.resize(o_.size, 'x');
   p.out += "POST ";
-  p.out += pub_url_.path;
+  url const& u = pub_eps_[p.ep].u;
+  p.out += u.path;
   p.out += " HTTP/1.1\r\nHost: ";
-  p.out += pub_url_.authority;
+  p.out += u.authority;
   p.out += "\r\nContent-Type: text/plain\r\nContent-Length: ";
   p.out += std::to_string(body.size());
   p.out += "\r\n\r\n";
@@ -1280,6 +1326,7 @@ void loadgen::publish_and_measure() {
   pubs_.resize(o_.pub_conns);
   for (std::size_t k = 0; k < pubs_.size(); ++k) {
     pubs_[k].id = static_cast<std::uint32_t>(k);
+    pubs_[k].ep = k % pub_eps_.size();
     pub_connect(k);
   }
   last_seq_.assign(subs_.size() * pubs_.size(), -1);
@@ -1371,30 +1418,41 @@ int loadgen::run() {
     std::fprintf(stderr, "sse_loadgen: warning: %zu subscribers but only %llu descriptors\n", o_.subs,
                  static_cast<unsigned long long>(rl.rlim_cur));
 
-  sub_url_ = parse_url(o_.sub_url);
-  sub_ai_ = resolve(sub_url_, sub_addr_storage_);
-  if (!o_.idle) {
-    pub_url_ = parse_url(o_.pub_url);
-    pub_ai_ = resolve(pub_url_, pub_addr_storage_);
+  for (auto const& s : o_.sub_urls) {
+    endpoint& e = sub_eps_.emplace_back();
+    e.u = parse_url(s);
+    e.ai = resolve(e.u, e.addr_storage);
+    e.request = "GET " + e.u.path + " HTTP/1.1\r\nHost: " + e.u.authority +
+                "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
   }
-  sub_request_ = "GET " + sub_url_.path + " HTTP/1.1\r\nHost: " + sub_url_.authority +
-                 "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
+  if (!o_.idle) {
+    for (auto const& s : o_.pub_urls) {
+      endpoint& e = pub_eps_.emplace_back();
+      e.u = parse_url(s);
+      e.ai = resolve(e.u, e.addr_storage);
+    }
+  }
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0)
     die("epoll_create1: %s", std::strerror(errno));
 
   subs_.resize(o_.subs);
+  ep_latency_.resize(sub_eps_.size());
+  ep_established_.assign(sub_eps_.size(), 0);
+  ep_lost_.assign(sub_eps_.size(), 0);
+  for (std::size_t i = 0; i < subs_.size(); ++i)
+    subs_[i].ep = i % sub_eps_.size();
   // Spread the stalled subscribers evenly: subscriber i stalls when floor((i+1)F) > floor(iF).
   for (std::size_t i = 0; i < subs_.size(); ++i)
     subs_[i].stall = std::floor(static_cast<double>(i + 1) * o_.stall_fraction) >
                      std::floor(static_cast<double>(i) * o_.stall_fraction);
 
-  rss_before_ = proc_rss_kib(o_.server_pid);
+  rss_before_ = rss_kib_sum(o_.server_pids);
   connect_all();
   if (established_ == 0)
-    die("no subscriber could connect to %s", o_.sub_url.c_str());
+    die("no subscriber could connect to %s", o_.sub_urls.front().c_str());
   settle(o_.settle);
-  rss_connected_ = proc_rss_kib(o_.server_pid);
+  rss_connected_ = rss_kib_sum(o_.server_pids);
 
   if (o_.idle) {
     // Hold the connections for --duration, measuring the server's CPU while they sit idle.
@@ -1417,8 +1475,10 @@ int loadgen::run() {
         std::uint64_t const expected = pubs_[k].ok;
         std::uint64_t const got = recv_[i * pubs_.size() + k];
         expected_ += expected;
-        if (got < expected)
+        if (got < expected) {
           lost_ += expected - got;
+          ep_lost_[s.ep] += expected - got;
+        }
       }
     }
   }
@@ -1477,11 +1537,25 @@ void loadgen::report() {
                 "\"rx_time\":\"%s\",\"kernel_stamped_reads\":%" PRIu64 ",\"user_stamped_reads\":%" PRIu64 ",",
                 app_latency_.count(), us(app_latency_.quantile(0.5)), us(app_latency_.quantile(0.99)),
                 us(app_latency_.max()), o_.kernel_rx_time ? "kernel" : "user", kernel_stamps_, user_stamps_);
+    if (sub_eps_.size() > 1) {
+      std::printf("\"per_sub_url\":[");
+      for (std::size_t e = 0; e < sub_eps_.size(); ++e)
+        std::printf("%s{\"url\":\"%s\",\"established\":%zu,\"lost\":%" PRIu64
+                    ",\"latency_us\":{\"samples\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}",
+                    e ? "," : "", o_.sub_urls[e].c_str(), ep_established_[e], ep_lost_[e],
+                    ep_latency_[e].count(), us(ep_latency_[e].quantile(0.5)),
+                    us(ep_latency_[e].quantile(0.99)), us(ep_latency_[e].max()));
+      std::printf("],");
+    }
+    std::printf("\"server_pids\":[");
+    for (std::size_t k = 0; k < o_.server_pids.size(); ++k)
+      std::printf("%s%ld", k ? "," : "", o_.server_pids[k]);
+    std::printf("],");
     std::printf("\"server_pid\":%ld,\"server_cpu_s\":%.3f,\"server_cpu_us_per_delivery\":%.4f,"
                 "\"rss_kib\":{\"before\":%ld,\"connected\":%ld,\"end\":%ld},\"rss_per_conn_bytes\":%.0f,"
                 "\"server_cpu_util\":%.3f,\"server_runq_wait\":%.3f,\"loadgen_cpu\":%.3f,"
                 "\"loadgen_runq_wait\":%.3f}\n",
-                o_.server_pid, server_cpu, cpu_per_delivery_us, rss_before_, rss_connected_, rss_end_, per_conn,
+                o_.server_pids.empty() ? 0L : o_.server_pids.front(), server_cpu, cpu_per_delivery_us, rss_before_, rss_connected_, rss_end_, per_conn,
                 server_cpu >= 0 ? server_cpu / secs : -1, server_wait, self_cpu, self_wait);
     return;
   }
@@ -1502,7 +1576,12 @@ void loadgen::report() {
                 ", foreign %" PRIu64 ")\n",
                 lost_, expected_, gaps_, out_of_order_, foreign_events_);
   }
-  if (o_.server_pid > 0) {
+  if (sub_eps_.size() > 1 && !o_.idle)
+    for (std::size_t e = 0; e < sub_eps_.size(); ++e)
+      std::printf("  %-11s %zu streaming, p50 %.1f us, p99 %.1f us, %" PRIu64 " lost\n", o_.sub_urls[e].c_str(),
+                  ep_established_[e], us(ep_latency_[e].quantile(0.5)), us(ep_latency_[e].quantile(0.99)),
+                  ep_lost_[e]);
+  if (!o_.server_pids.empty()) {
     std::printf("server cpu    %.2f s (%.0f %% of a core; %.0f %% runnable but waiting for one)", server_cpu,
                 server_cpu / secs * 100, server_wait * 100);
     if (cpu_per_delivery_us >= 0)
