@@ -10,7 +10,7 @@
 #                            install, no build; exit 77 when redis-server is missing
 #
 # Its own redis-server (free port, temporary directory, no persistence), the chat processes and
-# Redis pinned to core 0, the load generator to core 1. Per setup: (b) 1,000 subscribers (split
+# the chat processes pinned to core 0, the load generator and Redis to core 1 (BENCH_REDIS_CPUS). Per setup: (b) 1,000 subscribers (split
 # over the nodes) at 50 events/s, several rounds taking turns, the median p99 reported; (a) the
 # same subscribers, publishing as fast as accepted with BENCH_WINDOW POSTs outstanding; (t) one
 # subscriber per node, BENCH_T_WINDOW POSTs outstanding: what Redis itself accepts. Redis
@@ -22,6 +22,7 @@
 #   BENCH_T_WINDOW=64   POSTs outstanding in (t)       BENCH_B_ROUNDS=5  rounds of (b)
 #   BENCH_BUILD_DIR=build/bench                        BENCH_OUT=docs/benchmarks.md
 #   BENCH_RESULTS=DIR   where the raw JSON goes (default under the build directory)
+#   BENCH_REDIS_CPUS=1  Redis' core (0: beside the chat processes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -66,6 +67,9 @@ fi
 cpus=$(nproc)
 server_cpus=0 loadgen_cpus=1
 [ "$cpus" -lt 2 ] && loadgen_cpus=0 # one core: everything shares it
+# Redis runs beside the chat processes in no real deployment: by default it gets the load
+# generator's core, so the chat processes have core 0 to themselves as in the in-process row.
+redis_cpus=${BENCH_REDIS_CPUS:-$loadgen_cpus}
 
 window=${BENCH_WINDOW:-8}
 t_window=${BENCH_T_WINDOW:-64}
@@ -94,7 +98,7 @@ redis_pid="" redis_port=""
 start_redis() {
   for _ in 1 2 3 4 5; do # the port may be taken between --free-port and redis' bind
     redis_port=$("$loadgen" --free-port)
-    taskset -c "$server_cpus" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
+    taskset -c "$redis_cpus" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
       --appendonly no --dir "$redis_dir" --logfile "$redis_dir/redis.log" --daemonize no &
     redis_pid=$!
     for _ in $(seq 100); do
@@ -171,7 +175,10 @@ measure() {
     start_node "$results/logs/$label.node$n.log" "${redis_args[@]}" || { stop_nodes; return 0; }
   done
   local urls=() pid url
-  for url in "${node_urls[@]}"; do urls+=(--sub-url "${url}listen" --pub-url "${url}publish"); done
+  # A topic of its own: the chat's own topic also carries its presence lists.
+  for url in "${node_urls[@]}"; do
+    urls+=(--sub-url "${url}listen?topic=bench" --pub-url "${url}publish?topic=bench")
+  done
   for pid in "${node_pids[@]}"; do pids+=(--server-pid "$pid"); done
   [ "$setup" != inproc ] && pids+=(--server-pid "$redis_pid")
   taskset -c "$loadgen_cpus" "$loadgen" "${urls[@]}" "${pids[@]}" --label "$label" --json --settle "$settle" "$@" \
@@ -222,7 +229,7 @@ cat >"$results/meta.json" <<EOF
   "wall_seconds": $((t_end - t_start)),
   "duration": $duration, "warmup": $warmup, "pause": $pause, "window": $window, "t_window": $t_window,
   "subs": $subs, "b_rate": $b_rate, "b_rounds": $b_rounds,
-  "server_cpus": "$server_cpus", "loadgen_cpus": "$loadgen_cpus",
+  "server_cpus": "$server_cpus", "loadgen_cpus": "$loadgen_cpus", "redis_cpus": "$redis_cpus",
   "sse_commit": $(json_str "$commit"),
   "redis_version": $(json_str "$(redis-server --version | head -1)"),
   "compiler": $(json_str "$( (c=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null); [ -n "$c" ] && "$c" --version | head -1) || echo unknown)"),

@@ -93,9 +93,10 @@ line(
 );
 line();
 line(
-  `Every chat process (1 server thread, plus the backend's thread on Redis) and Redis share core ` +
-    `${meta.server_cpus}; the load generator has core ${meta.loadgen_cpus}. So the Redis rows get the same one core as the ` +
-    `in-process row, and pay for Redis and the second process out of it. Subscribers and publisher ` +
+  `Every chat process (1 server thread, plus the backend's thread on Redis) runs on core ` +
+    `${meta.server_cpus}; the load generator on core ${meta.loadgen_cpus}; Redis on core ${meta.redis_cpus ?? meta.server_cpus}` +
+    `${(meta.redis_cpus ?? meta.server_cpus) === meta.server_cpus ? ", beside the chat processes, which pay for it out of their core" : ", as it would run on a core (or machine) of its own in a deployment"}. ` +
+    `So the chat processes get the same one core in every row; the second process shares it. Subscribers and publisher ` +
     `connections alternate between the two processes; every subscriber listens to the one topic ` +
     `published to. ${meta.duration} s measured per run after ${meta.warmup} s of warm-up, 64-byte ` +
     `events; latency and "lost" as in the sections above. Server CPU is the chat processes' and ` +

@@ -12,6 +12,7 @@
 #include <asio/io_context.hpp>
 #include <asio/use_future.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <map>
@@ -143,6 +144,17 @@ std::vector<std::string> data_of(std::vector<seen> const& v) {
   return d;
 }
 
+// Stops and joins a test's own thread however the test ends (a failed REQUIRE throws).
+struct joiner {
+  std::atomic<bool>& stop;
+  std::thread& thread;
+  ~joiner() {
+    stop = true;
+    if (thread.joinable())
+      thread.join();
+  }
+};
+
 // Nothing more arrives within a short while (used only after everything expected came).
 bool quiet(sse::subscription& sub) { return !sub.pop_for(100ms); }
 
@@ -189,6 +201,7 @@ TEST_CASE("redis backend: publishers on two nodes at once, every subscriber on b
   }
   auto both_a = a.must_subscribe(topics), both_b = b.must_subscribe(topics);
   constexpr int per = 300;
+  std::atomic<int> unanswered{0}; // counted in the threads: Catch's assertions are not thread-safe
   auto flood = [&](node& n, std::string tag) {
     std::vector<std::future<std::string>> done;
     for (int i = 0; i < per; ++i)
@@ -198,11 +211,12 @@ TEST_CASE("redis backend: publishers on two nodes at once, every subscriber on b
         done.push_back(n.backend.async_publish(t, ev, asio::use_future));
       }
     for (auto& f : done)
-      REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+      unanswered += f.wait_for(wait_limit) != std::future_status::ready;
   };
   std::thread pa([&] { flood(a, "a"); }), pb([&] { flood(b, "b"); });
   pa.join();
   pb.join();
+  REQUIRE(unanswered == 0);
 
   std::map<std::string, std::vector<seen>> order; // the first subscriber's, per topic
   for (std::size_t i = 0; i < subs.size(); ++i) {
@@ -327,21 +341,29 @@ TEST_CASE("redis backend: a subscription made while events flow misses and doubl
   std::atomic<int> sent{0};
   std::string first_id = a.must_publish("t", "0");
   sent = 1;
+  std::atomic<bool> failed{false}; // set in the thread: Catch's assertions are not thread-safe
   std::thread publisher([&] {
-    while (!stop) {
+    while (!stop && !failed) {
       sse::event ev;
       ev.data(std::to_string(sent.load()));
       auto f = a.backend.async_publish("t", ev, asio::use_future);
-      REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
-      f.get();
-      ++sent;
+      try {
+        if (f.wait_for(wait_limit) != std::future_status::ready)
+          failed = true;
+        else
+          f.get(), ++sent;
+      } catch (std::system_error const&) {
+        failed = true;
+      }
     }
   });
+  joiner join_publisher{stop, publisher};
   std::vector<sse::subscription> subs;
   for (int i = 0; i < 20; ++i)
     subs.push_back(b.must_subscribe({"t"}, first_id));
   stop = true;
   publisher.join();
+  REQUIRE_FALSE(failed);
   int const total = sent.load();
   for (auto& s : subs) {
     auto got = take(s, static_cast<std::size_t>(total - 1));
@@ -521,34 +543,41 @@ TEST_CASE("redis backend: pub/sub cut while events keep flowing: the catch-up en
   admin.start();
   std::atomic<bool> stop{false};
   std::atomic<int> sent{0};
+  std::atomic<bool> failed{false}; // set in the thread: Catch's assertions are not thread-safe
   std::thread publisher([&] {
-    while (!stop) {
+    while (!stop && !failed) {
       int const i = sent.load();
       sse::event ev;
       ev.data(std::to_string(i));
       auto f = a.backend.async_publish(i % 3 ? "t" : "u", ev, asio::use_future);
-      REQUIRE(f.wait_for(wait_limit) == std::future_status::ready);
+      // a's own pub/sub is cut too, its commands are not: a failure here would be a bug
       try {
-        f.get();
-        ++sent;
+        if (f.wait_for(wait_limit) != std::future_status::ready)
+          failed = true;
+        else
+          f.get(), ++sent;
       } catch (std::system_error const&) {
-        // a's own pub/sub is cut too, its commands are not: a failure here would be a bug
-        FAIL("publish failed");
+        failed = true;
       }
     }
   });
-  for (int k = 0; k < 3; ++k) {
-    auto const at = sent.load();
-    while (sent.load() < at + 50)
+  joiner join_publisher{stop, publisher};
+  auto const advanced = [&](int at, int by) {
+    auto const until = std::chrono::steady_clock::now() + wait_limit;
+    while (sent.load() < at + by && !failed && std::chrono::steady_clock::now() < until)
       std::this_thread::yield();
+    return sent.load() >= at + by;
+  };
+  for (int k = 0; k < 3; ++k) {
+    REQUIRE(advanced(sent.load(), 50));
     auto killed = admin.async_command({"CLIENT", "KILL", "TYPE", "pubsub"}, asio::use_future);
     REQUIRE(killed.wait_for(wait_limit) == std::future_status::ready);
   }
-  auto const at = sent.load();
-  while (sent.load() < at + 100)
-    std::this_thread::yield();
+  bool const went_on = advanced(sent.load(), 100);
   stop = true;
   publisher.join();
+  REQUIRE(went_on);
+  REQUIRE_FALSE(failed);
   auto got = take(live_b, static_cast<std::size_t>(sent.load()));
   REQUIRE(got.size() == static_cast<std::size_t>(sent.load()));
   for (int i = 0; i < sent.load(); ++i)
