@@ -10,19 +10,9 @@ import assert from 'node:assert/strict';
 import {
   UI_TIMEOUT_MS, requireBin, startServer, startServerOn, stopServer, killOnExit, launchBrowser, openPage,
   screenshot, tearDown } from './harness.mjs';
+import { waitForEntry, waitForState } from './chat_page.mjs';
 
 // ---- helpers in the page ----------------------------------------------------------------
-
-const waitForState = (page, state, timeout = UI_TIMEOUT_MS) =>
-  page.waitForFunction((s) => document.getElementById('status')?.dataset.state === s, state, { timeout });
-
-/** Waits until #messages holds an entry of `kind` ('msg' | 'notice') with exactly this text (and user). */
-const waitForEntry = (page, kind, text, user, timeout = UI_TIMEOUT_MS) =>
-  page.waitForFunction(([kind, text, user]) =>
-    [...document.querySelectorAll(`#messages .${kind}`)].some((e) =>
-      e.querySelector('.text')?.textContent === text &&
-      (user === null || e.querySelector('.user')?.textContent === user)),
-  [kind, text, user ?? null], { timeout });
 
 const noticeTexts = (page) =>
   page.$$eval('#messages .notice .text', (els) => els.map((e) => e.textContent));

@@ -21,6 +21,7 @@ import path from 'node:path';
 import {
   UI_TIMEOUT_MS, requireBin, startServer, stopServer, exited, killOnExit, launchBrowser, openPage,
   screenshot, tearDown, waitUntil, sleep } from './harness.mjs';
+import { waitForEntry, waitForState } from './chat_page.mjs';
 
 const REDIS = process.env.SSE_REDIS_SERVER || 'redis-server';
 
@@ -143,17 +144,7 @@ function openStream(url, headers = {}) {
   });
 }
 
-// ---- helpers in the page (as in chat.test.mjs) ---------------------------------------------
-
-const waitForState = (page, state, timeout = UI_TIMEOUT_MS) =>
-  page.waitForFunction((s) => document.getElementById('status')?.dataset.state === s, state, { timeout });
-
-const waitForEntry = (page, kind, text, user, timeout = UI_TIMEOUT_MS) =>
-  page.waitForFunction(([kind, text, user]) =>
-    [...document.querySelectorAll(`#messages .${kind}`)].some((e) =>
-      e.querySelector('.text')?.textContent === text &&
-      (user === null || e.querySelector('.user')?.textContent === user)),
-  [kind, text, user ?? null], { timeout });
+// ---- helpers in the page (more in chat_page.mjs) ------------------------------------------
 
 /** Every entry of #messages as "user: text" (chat) or "notice: text". */
 const entries = (page) =>
