@@ -2,8 +2,10 @@
 
 #include <sse/broker.hpp>
 
+#include <asio/bind_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/strand.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -325,6 +327,30 @@ TEST_CASE("async_wait completes on its executor when a message arrives", "[broke
   CHECK_FALSE(results[0]);
   CHECK(handler_thread == std::this_thread::get_id());
   CHECK(s.try_pop());
+}
+
+TEST_CASE("async_wait and async_wait_closed take handlers bound to a strand of any_io_executor",
+          "[broker][async]") {
+  // asio::executor_work_guard cannot hold such a strand in Asio 1.22 (no on_work_started):
+  // this failed to compile before the waiters tracked work through the executor property.
+  asio::io_context io;
+  auto strand = asio::make_strand(asio::any_io_executor(io.get_executor()));
+  sse::broker b;
+  auto s = b.subscribe("");
+  bool woke = false, closed = false, on_strand = false;
+  s.async_wait(asio::bind_executor(strand, [&](std::error_code ec) {
+    woke = !ec;
+    on_strand = strand.running_in_this_thread();
+  }));
+  s.async_wait_closed(asio::bind_executor(strand, [&](std::error_code) { closed = true; }));
+  b.publish(msg("x"));
+  io.run_one();
+  io.restart();
+  CHECK(woke);
+  CHECK(on_strand);
+  b.close();
+  io.run();
+  CHECK(closed);
 }
 
 TEST_CASE("async_wait reports ready, cancel, eviction and close", "[broker][async]") {

@@ -6,6 +6,7 @@
 #include <sse/detail/event_id.hpp>
 #include <sse/detail/history.hpp>
 #include <sse/detail/subscriber_state.hpp>
+#include <sse/detail/tracked_work.hpp>
 #include <sse/detail/topic_entry.hpp>
 #include <sse/error.hpp>
 #include <sse/frame.hpp>
@@ -15,7 +16,6 @@
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/error.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/system_executor.hpp>
 
@@ -412,7 +412,7 @@ public:
 
     private:
       Handler handler_;
-      asio::executor_work_guard<executor_type> work_;
+      detail::tracked_work<executor_type> work_;
     };
 
     template <class Handler>

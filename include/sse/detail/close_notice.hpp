@@ -3,10 +3,11 @@
 // Telling an application, once, that a subscriber (a broker subscription or an event_stream) is
 // over, and why: the listeners behind `on_close` and `async_wait_closed`, and where they run.
 
+#include <sse/detail/tracked_work.hpp>
+
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/dispatch.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/system_executor.hpp>
 
@@ -59,7 +60,7 @@ public:
 
 private:
   Handler handler_;
-  asio::executor_work_guard<executor_type> work_;
+  tracked_work<executor_type> work_;
 };
 
 /// Completes every listener with `why`; one that throws is reported and the others still run.
