@@ -336,7 +336,9 @@ TEST_CASE("async_wait and async_wait_closed take handlers bound to a strand of a
   asio::io_context io;
   auto strand = asio::make_strand(asio::any_io_executor(io.get_executor()));
   sse::broker b;
-  auto s = b.subscribe("");
+  sse::subscribe_options o; // the notices run on `io` too: none outlives it on another thread
+  o.executor = io.get_executor();
+  auto s = b.subscribe("", o);
   bool woke = false, closed = false, on_strand = false;
   s.async_wait(asio::bind_executor(strand, [&](std::error_code ec) {
     woke = !ec;
