@@ -50,8 +50,13 @@ struct node {
       pool.emplace_back([this] { io.run(); });
   }
   ~node() {
+    // Let the close run its course before stopping: a Redis session left open by a stopped
+    // io_context would keep itself, and the handlers it holds, alive (LeakSanitizer saw it).
     backend.close();
     work.reset();
+    auto const until = std::chrono::steady_clock::now() + 5s;
+    while (!io.stopped() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(5ms); // run() returns once nothing is left: nothing to wait on
     io.stop();
     for (auto& t : pool)
       t.join();
