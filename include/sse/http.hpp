@@ -53,6 +53,13 @@ public:
   std::string const& body() const noexcept { return raw_.body; }
   std::vector<header_field> const& headers() const noexcept { return raw_.headers; }
   int version_minor() const noexcept { return raw_.version_minor; }
+  int version_major() const noexcept { return raw_.version_major; }
+  /// "HTTP/1.1", "HTTP/1.0" or "HTTP/2": handlers are the same for all of them.
+  std::string_view protocol() const noexcept {
+    return raw_.version_major == 2 ? "HTTP/2" : raw_.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  }
+  /// It came over TLS (HTTPS).
+  bool secure() const noexcept { return raw_.secure; }
   asio::ip::tcp::endpoint const& remote_endpoint() const noexcept { return remote_; }
 
   /// The first field named `name`, if any.

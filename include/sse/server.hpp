@@ -1,6 +1,7 @@
 #pragma once
 
-/// An Asio HTTP/1.1 server that streams `text/event-stream` responses.
+/// An Asio HTTP server that streams `text/event-stream` responses: HTTP/1.1 in the core,
+/// HTTPS and HTTP/2 with the optional `sse::tls` and `sse::http2` components.
 
 #include <sse/detail/connection.hpp>
 #include <sse/detail/router.hpp>
@@ -145,13 +146,25 @@ public:
     return *this;
   }
 
+  /// Where the optional components plug in (`sse::tls::enable`, `sse::http2::enable`); not
+  /// for applications.
+  /// @throws std::logic_error after `start`.
+  detail::protocol_hooks& protocols() {
+    if (started_)
+      throw std::logic_error("sse::server: enable protocols before start()");
+    return hooks_;
+  }
+
   /// Binds, listens and starts the I/O threads; returns at once.
-  /// @throws std::system_error if the address cannot be bound; the server is then as before
+  /// @throws std::system_error if the address cannot be bound, or what a component's setup
+  ///         throws (`sse::tls`: a certificate or key that cannot be used); the server is then as before
   ///         (destructible at once, or `start` may be tried again).
   void start() {
     std::lock_guard<std::mutex> lk(stop_mutex_);
     if (started_)
       throw std::logic_error("sse::server::start: already started");
+    for (auto const& prepare : hooks_.prepare) // certificates and keys: fail before binding
+      prepare();
     std::vector<std::unique_ptr<asio::io_context>> own_io;
     std::vector<std::unique_ptr<detail::worker>> workers;
     for (std::size_t i = 0; i < options_.threads; ++i) {
@@ -162,7 +175,8 @@ public:
         own_io.push_back(std::make_unique<asio::io_context>(1));
         ex = own_io.back()->get_executor();
       }
-      workers.push_back(std::make_unique<detail::worker>(ex, options_, router_, live_connections_));
+      workers.push_back(
+          std::make_unique<detail::worker>(ex, options_, router_, hooks_, live_connections_));
     }
     auto const& ex0 = workers[0]->ex;
     auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(ex0);
@@ -360,6 +374,7 @@ private:
   asio::io_context* user_io_ = nullptr; ///< the application's, or null: threads of our own
   std::vector<std::unique_ptr<asio::io_context>> own_io_;
   detail::router router_;
+  detail::protocol_hooks hooks_;
   std::vector<std::unique_ptr<detail::worker>> workers_;
   std::vector<std::thread> threads_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;

@@ -1,8 +1,10 @@
 #pragma once
 
-// One client's connection: it parses requests and answers them, and for a stream it is the
-// single writer of its socket. Also the worker's members that need a complete connection.
+// One client's HTTP/1.1 connection, in cleartext or over TLS: it parses requests and answers
+// them, and for a stream it is the single writer of its socket. Also the worker's members that
+// need a complete connection.
 
+#include <sse/detail/cors.hpp>
 #include <sse/detail/http_parser.hpp>
 #include <sse/detail/router.hpp>
 #include <sse/detail/subscriber_state.hpp>
@@ -31,6 +33,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace sse::detail {
@@ -41,7 +44,15 @@ inline frame const& heartbeat_frame() {
   return f;
 }
 
-class connection;
+class async_exchange;
+
+/// Where an asynchronous answer goes: an HTTP/1.1 connection, or one HTTP/2 stream.
+class answer_sink {
+public:
+  virtual ~answer_sink() = default;
+  /// On the worker's thread: the handler answered `ex` (or dropped it: nullopt).
+  virtual void on_answer(async_exchange& ex, std::optional<response> r) = 0;
+};
 
 /// An answer that came too late to be sent: an event_stream in it ends with `why`, so that
 /// its producer learns (a subscription ends as the response is dropped). Its listeners run
@@ -63,12 +74,23 @@ inline void abandon_stream(response& r, errc why, std::shared_ptr<close_runner> 
   q->close_and_discard(); // nobody waits on a queue no connection writes
 }
 
+/// Takes `q` for a response; false if another response already writes it. From now on its
+/// close listeners run through `closes` (the worker's thread), their exceptions to its log.
+inline bool claim_queue(subscriber_state<frame>& q, std::shared_ptr<close_runner> const& closes) {
+  std::lock_guard<std::mutex> lk(q.mutex);
+  if (q.attached)
+    return false;
+  q.attached = true;
+  q.close_run = closes;
+  return true;
+}
+
 /// One request waiting for its asynchronous handler: what the handler's responder completes.
 /// Shared by the connection and the responder, so the request outlives neither.
 class async_exchange final : public pending_answer,
                              public std::enable_shared_from_this<async_exchange> {
 public:
-  async_exchange(std::weak_ptr<connection> c, std::shared_ptr<post_gate> g,
+  async_exchange(std::weak_ptr<answer_sink> c, std::shared_ptr<post_gate> g,
                  std::shared_ptr<close_runner> closes, sse::request r)
       : request(std::move(r)), conn_(std::move(c)), gate_(std::move(g)),
         closes_(std::move(closes)) {}
@@ -84,17 +106,25 @@ public:
 private:
   void deliver(std::optional<response> r) noexcept;
 
-  std::weak_ptr<connection> conn_;
+  std::weak_ptr<answer_sink> conn_;
   std::shared_ptr<post_gate> gate_;
   std::shared_ptr<close_runner> closes_;
   std::atomic<bool> waiting_{true};
 };
 
-class connection final : public std::enable_shared_from_this<connection>, private waiter {
+/// The client preface that opens an HTTP/2 connection by prior knowledge (RFC 9113 3.4).
+inline constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An HTTP/1.1 connection over `Stream`: a TCP socket, or a TLS stream over one.
+template <class Stream>
+class basic_connection final : public connection_base, public answer_sink, private waiter {
+  /// A plain socket: writes are tried at once, and the HTTP/2 preface is looked for.
+  static constexpr bool plain = std::is_same_v<Stream, asio::ip::tcp::socket>;
+
 public:
-  connection(worker& w, asio::ip::tcp::socket s) : w_(w), sock_(std::move(s)) {
+  basic_connection(worker& w, Stream s) : w_(w), sock_(std::move(s)) {
     std::error_code ec;
-    remote_ = sock_.remote_endpoint(ec);
+    remote_ = raw().remote_endpoint(ec);
   }
 
   void start() {
@@ -107,13 +137,13 @@ public:
   }
 
   /// On the worker's thread, after a publisher woke this stream.
-  void on_ready() {
+  void on_ready() override {
     armed_ = false;
     if (phase_ == phase::streaming)
       pump();
   }
 
-  void on_sweep(clock::time_point now) {
+  void on_sweep(clock::time_point now) override {
     if (w_.stopping && now >= w_.stop_deadline) {
       close(errc::stream_closed);
       return;
@@ -155,7 +185,7 @@ public:
   }
 
   /// On the worker's thread: the asynchronous handler answered `ex` (or dropped it: nullopt).
-  void on_answer(async_exchange& ex, std::optional<response> r) {
+  void on_answer(async_exchange& ex, std::optional<response> r) override {
     if (phase_ != phase::awaiting || exchange_.get() != &ex) {
       if (r) // too late: timed out, client gone, or already answered
         abandon_stream(*r, phase_ == phase::closed ? errc::disconnected : errc::stream_closed,
@@ -175,7 +205,7 @@ public:
   }
 
   /// Stop: flush streams, finish responses in flight, close idle connections.
-  void begin_shutdown() {
+  void begin_shutdown() override {
     switch (phase_) {
     case phase::reading:
       if (!request_started_)
@@ -210,12 +240,10 @@ public:
     phase_ = phase::closed;
     release_source();
     std::error_code ec;
-    sock_.close(ec);
+    if (!handed_over_)
+      raw().close(ec);
     w_.unlink(this);
   }
-
-  connection* prev = nullptr;
-  connection* next = nullptr;
 
 private:
   enum class phase { reading, awaiting, writing, streaming, lingering, closed };
@@ -228,6 +256,18 @@ private:
 
   parser_limits limits() const;
 
+  /// The TCP socket, under TLS if any.
+  asio::ip::tcp::socket& raw() noexcept {
+    if constexpr (plain)
+      return sock_;
+    else
+      return sock_.next_layer();
+  }
+
+  std::shared_ptr<basic_connection> shared_this() {
+    return std::static_pointer_cast<basic_connection>(shared_from_this());
+  }
+
   // waiter: called by a publisher (any thread) with the queue's lock or the broker's held.
   void notify(std::error_code) noexcept override {
     if (auto self = weak_from_this().lock())
@@ -237,8 +277,8 @@ private:
   // --- reading requests -------------------------------------------------------------------
   void do_read() {
     read_pending_ = true;
-    sock_.async_read_some(asio::buffer(rbuf_.get(), read_size),
-                          [self = shared_from_this()](std::error_code ec, std::size_t n) {
+    sock_.async_read_some(asio::buffer(rbuf_.get() + held_, read_size - held_),
+                          [self = shared_this()](std::error_code ec, std::size_t n) {
                             self->on_read(ec, n);
                           });
   }
@@ -259,12 +299,39 @@ private:
       return;
     }
     rpos_ = 0;
-    rlen_ = n;
+    rlen_ = held_ + n;
+    held_ = 0;
+    if constexpr (plain) {
+      if (!preface_checked_ && w_.hooks.h2c && look_for_preface())
+        return;
+    }
     if (!request_started_) {
       request_started_ = true;
       deadline_ = clock::now() + w_.opts.header_timeout;
     }
     process_buffer();
+  }
+
+  /// h2c by prior knowledge: a connection that opens with the HTTP/2 preface goes to HTTP/2,
+  /// with what was read. True if it went, or if more must be read to tell.
+  bool look_for_preface() {
+    std::size_t const k = std::min(rlen_, h2_preface.size());
+    if (std::string_view(rbuf_.get(), k) != h2_preface.substr(0, k)) {
+      preface_checked_ = true; // HTTP/1.1
+      return false;
+    }
+    if (rlen_ < h2_preface.size()) { // a prefix so far: keep it and read on
+      held_ = rlen_;
+      do_read();
+      return true;
+    }
+    preface_checked_ = handed_over_ = true;
+    std::string const got(rbuf_.get(), rlen_);
+    auto const take = w_.hooks.h2c;
+    phase_ = phase::closed; // this object is done; the socket lives on in the HTTP/2 session
+    take(w_, std::move(sock_), got); // linked before this one leaves: never seen empty
+    w_.unlink(this);
+    return true;
   }
 
   void process_buffer() {
@@ -293,7 +360,7 @@ private:
       continue_sent_ = true;
       static constexpr char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(sock_, asio::buffer(cont, sizeof cont - 1),
-                        [self = shared_from_this()](std::error_code ec, std::size_t n) {
+                        [self = shared_this()](std::error_code ec, std::size_t n) {
                           self->wrote(n);
                           if (ec)
                             self->close();
@@ -321,7 +388,9 @@ private:
       respond(response::text(400, "malformed percent-encoding in the query\n"), false);
       return;
     }
-    sse::request req(parser_->release(), std::move(query), remote_);
+    auto raw = parser_->release();
+    raw.secure = !plain;
+    sse::request req(std::move(raw), std::move(query), remote_);
     if (auto o = req.header("Origin"))
       origin_ = std::string(*o);
     if (req.method() == "OPTIONS" && answer_options(req))
@@ -386,66 +455,23 @@ private:
     return false;
   }
 
-  /// `OPTIONS` for a routed path the application does not answer itself: 204 with `Allow`,
-  /// and for a CORS preflight from an allowed origin the methods, headers and max age.
   bool answer_options(sse::request const& req) {
-    std::string allow = w_.routes.allowed(req.path());
-    bool const preflight = !origin_.empty() && req.header("Access-Control-Request-Method");
-    if (allow.empty() || (!preflight && allow.find("OPTIONS") != std::string::npos))
-      return false; // unknown path (404), or the application's own OPTIONS route
-    if (allow.find("OPTIONS") == std::string::npos)
-      allow += ", OPTIONS";
-    response r(204);
-    r.header("Allow", allow);
-    auto const& cors = w_.opts.cors;
-    if (preflight && origin_allowed()) {
-      r.header("Access-Control-Allow-Methods", allow);
-      std::string headers;
-      for (auto const& h : cors.allow_headers)
-        headers += (headers.empty() ? "" : ", ") + h;
-      if (!headers.empty())
-        r.header("Access-Control-Allow-Headers", headers);
-      r.header("Access-Control-Max-Age", std::to_string(cors.max_age.count()));
-    }
-    respond(r, keep_alive_);
+    auto r = options_answer(w_.routes, w_.opts.cors, req, origin_);
+    if (!r)
+      return false;
+    respond(*r, keep_alive_);
     return true;
   }
 
-  bool origin_allowed() const {
-    for (auto const& o : w_.opts.cors.allow_origins)
-      if (o == "*" || o == origin_)
-        return true;
-    return false;
-  }
-
-  /// The CORS fields of a response: none without CORS configured; `Vary: Origin` whenever the
-  /// answer depends on the origin; the rest only for an allowed one.
   void append_cors() {
-    auto const& cors = w_.opts.cors;
-    if (cors.allow_origins.empty())
-      return;
-    bool const any = std::find(cors.allow_origins.begin(), cors.allow_origins.end(), "*") !=
-                     cors.allow_origins.end();
-    bool const echo = cors.allow_credentials || !any;
-    if (echo)
-      append_header("Vary", "Origin");
-    if (origin_.empty() || !origin_allowed())
-      return;
-    append_header("Access-Control-Allow-Origin", echo ? std::string_view(origin_) : "*");
-    if (cors.allow_credentials)
-      append_header("Access-Control-Allow-Credentials", "true");
-    if (!cors.expose_headers.empty()) {
-      std::string exposed;
-      for (auto const& h : cors.expose_headers)
-        exposed += (exposed.empty() ? "" : ", ") + h;
-      append_header("Access-Control-Expose-Headers", exposed);
-    }
+    cors_fields(w_.opts.cors, origin_,
+                [this](std::string_view k, std::string_view v) { append_header(k, v); });
   }
 
   // --- asynchronous handlers ------------------------------------------------------------
   void begin_async(sse::request&& req, std::function<void(sse::request&, sse::responder)> const& h) {
-    auto ex = std::make_shared<async_exchange>(weak_from_this(), w_.gate, w_.closes,
-                                             std::move(req));
+    auto ex = std::make_shared<async_exchange>(std::weak_ptr<answer_sink>(shared_this()), w_.gate,
+                                               w_.closes, std::move(req));
     exchange_ = ex;
     phase_ = phase::awaiting;
     ++w_.awaiting;
@@ -483,8 +509,8 @@ private:
   /// While the handler works: notice a client that leaves (EOF, reset) without reading what
   /// it may have pipelined, which waits for its turn.
   void watch_peer() {
-    sock_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this(), ex = std::weak_ptr<async_exchange>(exchange_)](
+    raw().async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_this(), ex = std::weak_ptr<async_exchange>(exchange_)](
                          std::error_code ec) { self->on_peer_readable(ec, ex.lock()); });
   }
 
@@ -493,7 +519,8 @@ private:
       return;
     if (!ec) {
       char byte;
-      std::size_t const n = sock_.receive(asio::buffer(&byte, 1), asio::socket_base::message_peek, ec);
+      std::size_t const n =
+          raw().receive(asio::buffer(&byte, 1), asio::socket_base::message_peek, ec);
       if (!ec && n == 1)
         return; // a pipelined request: the client is there, and its bytes stay unread
     }
@@ -575,14 +602,24 @@ private:
     drained();
     end_log();
     phase_ = phase::lingering;
-    std::error_code ec;
-    sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
     deadline_ = clock::now() + std::chrono::seconds(2);
     parser_.reset();
-    if (read_pending_)
-      return; // the pending read owns rbuf_; on_read goes on draining with it
-    rbuf_.reset();
-    watch_input();
+    if constexpr (plain) {
+      std::error_code ec;
+      sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+      if (read_pending_)
+        return; // the pending read owns rbuf_; on_read goes on draining with it
+      rbuf_.reset();
+      watch_input();
+    } else {
+      if (read_pending_) { // the TLS stream reads already: no close_notify beside it
+        close();
+        return;
+      }
+      rbuf_.reset();
+      // close_notify, then the peer's (or the lingering deadline) ends it.
+      sock_.async_shutdown([self = shared_this()](std::error_code) { self->close(); });
+    }
   }
 
   // --- streams ----------------------------------------------------------------------------
@@ -643,7 +680,7 @@ private:
     queue_ = std::move(queue);
     pending_.clear();
     if (w_.opts.retry.count() > 0)
-      pending_.push_back(retry_frame());
+      pending_.push_back(w_.retry_frame());
     for (auto& f : res.prelude_frames())
       pending_.push_back(std::move(f));
     // A stream reads nothing more, so give back the request buffers now.
@@ -653,27 +690,20 @@ private:
     w_.counters.streams_opened.add(1);
     w_.counters.streams.add(1);
     last_write_ = clock::now();
-    std::error_code ec;
-    sock_.non_blocking(true, ec); // the writer tries each write before going async
+    if constexpr (plain) {
+      std::error_code ec;
+      sock_.non_blocking(true, ec); // the writer tries each write before going async
+    }
     watch_input();
     pump();
   }
 
-  /// Takes `q` for this connection; false if another response already writes it. From now
-  /// on its close listeners run on this thread, their exceptions to the error log.
-  bool claim(subscriber_state<frame>& q) {
-    std::lock_guard<std::mutex> lk(q.mutex);
-    if (q.attached)
-      return false;
-    q.attached = true;
-    q.close_run = w_.closes;
-    return true;
-  }
+  bool claim(subscriber_state<frame>& q) { return claim_queue(q, w_.closes); }
 
 public:
   /// Drain: at `at`, write what is queued then, a `retry:` hint, and end the stream. False if
   /// this is not a stream.
-  bool drain_at(clock::time_point at) {
+  bool drain_at(clock::time_point at) override {
     if (phase_ != phase::streaming || ending_ || drain_ != drain_state::none)
       return false;
     drain_ = drain_state::scheduled;
@@ -695,7 +725,7 @@ private:
       if (writing_ || phase_ != phase::streaming)
         return;
       if (rounds == max_rounds) { // let the thread's other connections write too
-        w_.enqueue_ready(shared_from_this());
+        w_.enqueue_ready(shared_this());
         return;
       }
       if (ending_) {
@@ -709,7 +739,7 @@ private:
         if (drain_ == drain_state::due && pending_.size() < max_batch) {
           // Everything queued until now is in this write; then the hint, then the end. What
           // is published later the client gets where it reconnects, by its Last-Event-ID.
-          pending_.push_back(retry_frame());
+          pending_.push_back(w_.retry_frame());
           drain_ = drain_state::hinted;
         }
         if (heartbeat_due_) {
@@ -757,6 +787,16 @@ private:
         bufs_.emplace_back(asio::buffer(crlf, 2));
         total += 2;
       }
+      if constexpr (!plain) {
+        // A TLS stream encrypts one buffer per write: give it the batch in one piece.
+        tls_out_.clear();
+        for (auto const& b : bufs_)
+          tls_out_.append(static_cast<char const*>(b.data()), b.size());
+        bufs_.assign(1, asio::buffer(tls_out_));
+        start_write_clock();
+        write_rest(true);
+        return;
+      }
       // Try the write now: on a socket with room it completes at once, with no async
       // operation, no completion to schedule, and no second look at the queue.
       std::error_code ec;
@@ -784,7 +824,7 @@ private:
   /// Writes what is left in bufs_ piece by piece, so that the write timeout measures progress:
   /// a slow reader that keeps reading is never cut off, one that stops is.
   void write_rest(bool stream) {
-    sock_.async_write_some(bufs_, [self = shared_from_this(), stream](std::error_code ec,
+    sock_.async_write_some(bufs_, [self = shared_this(), stream](std::error_code ec,
                                                                        std::size_t n) {
       self->on_some_written(ec, n, stream);
     });
@@ -834,14 +874,17 @@ private:
       std::vector<frame>().swap(pending_);
       std::vector<asio::const_buffer>().swap(bufs_);
     }
+    if (tls_out_.capacity() > 64 * 1024)
+      std::string().swap(tls_out_);
     pump();
   }
 
   /// Notices a peer that leaves (EOF, reset) without keeping a read buffer: wait for
   /// readability, then read into a small stack buffer and discard.
   void watch_input() {
-    sock_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](std::error_code ec) { self->on_readable(ec); });
+    // Over TLS too: a stream reads nothing more, so the bytes are not decrypted, only counted.
+    raw().async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_this()](std::error_code ec) { self->on_readable(ec); });
   }
 
   void on_readable(std::error_code ec) {
@@ -852,8 +895,8 @@ private:
       return;
     }
     std::array<char, 512> scratch;
-    sock_.non_blocking(true, ec);
-    std::size_t const n = sock_.read_some(asio::buffer(scratch), ec);
+    raw().non_blocking(true, ec);
+    std::size_t const n = raw().read_some(asio::buffer(scratch), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       watch_input();
       return;
@@ -882,13 +925,6 @@ private:
   }
 
   // --- helpers ----------------------------------------------------------------------------
-  frame retry_frame() {
-    auto ms = w_.opts.retry;
-    if (w_.opts.retry_jitter.count() > 0)
-      ms += std::chrono::milliseconds(
-          std::uniform_int_distribution<long long>(0, w_.opts.retry_jitter.count())(w_.rng));
-    return frame(format_retry(ms));
-  }
   void start_write_clock() {
     writing_ = true;
     last_progress_ = clock::now();
@@ -971,7 +1007,7 @@ private:
   }
 
   worker& w_;
-  asio::ip::tcp::socket sock_;
+  Stream sock_;
   asio::ip::tcp::endpoint remote_;
   phase phase_ = phase::reading;
   std::unique_ptr<request_parser> parser_;
@@ -1002,10 +1038,15 @@ private:
   std::vector<frame> pending_;
   std::vector<asio::const_buffer> bufs_;
   char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
+  std::string tls_out_;      ///< over TLS: the batch in one buffer
+  std::size_t held_ = 0;     ///< bytes at rbuf_'s start that might be the HTTP/2 preface
+  bool preface_checked_ = false;
+  bool handed_over_ = false; ///< the socket went to an HTTP/2 session
   static constexpr char crlf[] = "\r\n";
 };
 
-inline parser_limits connection::limits() const {
+template <class Stream>
+parser_limits basic_connection<Stream>::limits() const {
   parser_limits l;
   l.max_request_line = w_.opts.max_request_line;
   l.max_header_line = w_.opts.max_header_line;
@@ -1018,36 +1059,49 @@ inline parser_limits connection::limits() const {
 
 inline void worker::start() { schedule_sweep(); }
 
-inline void worker::adopt(asio::ip::tcp::socket s) {
+inline bool worker::admit(asio::ip::tcp::socket& s) {
   std::error_code ec;
   if (refusing || live_connections.load() >= opts.max_connections) {
     static constexpr char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\nRetry-After: 5\r\n\r\n";
     counters.rejected.add(1);
-    s.non_blocking(true, ec);
-    std::size_t const n = s.write_some(asio::buffer(busy, sizeof busy - 1), ec);
-    counters.bytes_written.add(ec ? 0 : n);
+    if (!hooks.accept) { // over TLS the client could not read it: just close
+      s.non_blocking(true, ec);
+      std::size_t const n = s.write_some(asio::buffer(busy, sizeof busy - 1), ec);
+      counters.bytes_written.add(ec ? 0 : n);
+    }
     s.close(ec);
-    return;
+    return false;
   }
   s.set_option(asio::ip::tcp::no_delay(true), ec);
   if (opts.send_buffer > 0)
     s.set_option(asio::socket_base::send_buffer_size(static_cast<int>(opts.send_buffer)), ec);
-  auto c = std::make_shared<connection>(*this, std::move(s));
+  return true;
+}
+
+inline void worker::adopt(asio::ip::tcp::socket s) {
+  if (!admit(s))
+    return;
+  if (hooks.accept) {
+    hooks.accept(*this, std::move(s));
+    return;
+  }
+  auto c = std::make_shared<basic_connection<asio::ip::tcp::socket>>(*this, std::move(s));
   link(c.get());
   c->start();
 }
 
-inline void worker::link(connection* c) {
+inline void worker::link(connection_base* c, bool accepted) {
   c->next = head_;
   if (head_)
     head_->prev = c;
   head_ = c;
   live_connections.fetch_add(1);
-  counters.accepted.add(1);
+  if (accepted)
+    counters.accepted.add(1);
 }
 
-inline void worker::unlink(connection* c) {
+inline void worker::unlink(connection_base* c) {
   if (c->prev)
     c->prev->next = c->next;
   else if (head_ == c)
@@ -1087,9 +1141,9 @@ inline void worker::schedule_sweep() {
 inline void worker::sweep() {
   auto const now = clock::now();
   // A connection may close itself in on_sweep; keep it alive and step past it first.
-  for (connection* c = head_; c;) {
+  for (connection_base* c = head_; c;) {
     auto keep = c->shared_from_this();
-    connection* next = c->next;
+    connection_base* next = c->next;
     c->on_sweep(now);
     c = next;
   }
@@ -1140,9 +1194,9 @@ inline std::future<void> worker::shut_down() {
     stop_deadline = clock::now() + opts.stop_timeout;
     schedule_sweep();
     done->set_value(drained_.get_future());
-    for (connection* c = head_; c;) {
+    for (connection_base* c = head_; c;) {
       auto keep = c->shared_from_this();
-      connection* next = c->next;
+      connection_base* next = c->next;
       c->begin_shutdown();
       c = next;
     }
@@ -1155,8 +1209,8 @@ inline std::future<void> worker::drain(std::chrono::milliseconds window) {
   auto done = std::make_shared<std::promise<std::future<void>>>();
   auto f = done->get_future();
   asio::post(ex, [this, done, window] {
-    std::vector<connection*> streams;
-    for (connection* c = head_; c; c = c->next)
+    std::vector<connection_base*> streams;
+    for (connection_base* c = head_; c; c = c->next)
       streams.push_back(c);
     auto const now = clock::now();
     std::size_t const n = streams.size();

@@ -84,6 +84,8 @@ struct request {
   std::string path;   ///< raw path of the target, before '?'; "*" for asterisk-form
   std::string query;  ///< raw query without '?', may be empty
   int version_minor = 1;
+  int version_major = 1; ///< 2: it came over HTTP/2 (version_minor 0)
+  bool secure = false;   ///< it came over TLS
   std::vector<header_field> headers;
   std::string body; ///< de-chunked
 

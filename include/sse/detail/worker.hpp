@@ -7,6 +7,8 @@
 #include <sse/detail/counters.hpp>
 #include <sse/detail/deadline.hpp>
 #include <sse/detail/router.hpp>
+#include <sse/format.hpp>
+#include <sse/frame.hpp>
 #include <sse/server_options.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -45,7 +48,43 @@ inline std::string http_date(std::time_t t) {
   return buf;
 }
 
-class connection;
+class worker;
+
+/// What the worker knows of a connection, whatever it speaks (HTTP/1.1 or HTTP/2, in cleartext
+/// or over TLS): its turn after a publisher woke it, the sweep's deadlines, the stop.
+class connection_base : public std::enable_shared_from_this<connection_base> {
+public:
+  connection_base() = default;
+  connection_base(connection_base const&) = delete;
+  connection_base& operator=(connection_base const&) = delete;
+  virtual ~connection_base() = default;
+
+  /// On the worker's thread, after a publisher woke it.
+  virtual void on_ready() = 0;
+  /// The sweep: deadlines, heartbeats, a drain's turn.
+  virtual void on_sweep(clock::time_point now) = 0;
+  /// Stop: flush streams, finish responses in flight, close idle connections.
+  virtual void begin_shutdown() = 0;
+  /// Drain: at `at`, end its streams with a `retry:` hint; false if it has none.
+  virtual bool drain_at(clock::time_point at) = 0;
+
+  connection_base* prev = nullptr;
+  connection_base* next = nullptr;
+};
+
+/// Where the optional components plug in (`sse::tls`, `sse::http2`); the core serves HTTP/1.1
+/// in cleartext. Set before `start()`, read-only afterwards.
+struct protocol_hooks {
+  /// TLS: takes every accepted socket (the handshake, then HTTP/1.1 or HTTP/2 by ALPN).
+  std::function<void(worker&, asio::ip::tcp::socket&&)> accept;
+  /// HTTP/2 by prior knowledge: a cleartext connection that opened with the client preface,
+  /// with what was read of it.
+  std::function<void(worker&, asio::ip::tcp::socket&&, std::string_view)> h2c;
+  /// HTTP/2 over TLS, chosen by ALPN: `tls_stream` points to the stream to move from.
+  std::function<void(worker&, void* tls_stream)> h2_over_tls;
+  /// Run by `start()` before it binds: loads certificates and the like; throws as start() does.
+  std::vector<std::function<void()>> prepare;
+};
 
 /// Lets other threads post to a worker only while it exists: a responder may outlive the
 /// server.
@@ -107,8 +146,8 @@ private:
 class worker {
 public:
   worker(asio::any_io_executor e, server_options const& o, router const& r,
-         std::atomic<std::size_t>& live)
-      : ex(std::move(e)), opts(o), routes(r), live_connections(live),
+         protocol_hooks const& h, std::atomic<std::size_t>& live)
+      : ex(std::move(e)), opts(o), routes(r), hooks(h), live_connections(live),
         gate(std::make_shared<post_gate>(ex)),
         closes(std::make_shared<worker_close_runner<worker>>(gate, *this)), sweep_timer(ex) {}
   worker(worker const&) = delete;
@@ -118,7 +157,7 @@ public:
   void start();
   void adopt(asio::ip::tcp::socket s);
   /// From any thread: `c` has something to write. One post per batch, not per connection.
-  void enqueue_ready(std::shared_ptr<connection> c) {
+  void enqueue_ready(std::shared_ptr<connection_base> c) {
     std::lock_guard<std::mutex> lk(ready_mutex_);
     ready_.push_back(std::move(c));
     if (!drain_posted_) {
@@ -144,8 +183,12 @@ public:
   /// future is ready once everything queued on `ex` before it has run.
   std::future<void> finish();
 
-  void link(connection* c);
-  void unlink(connection* c);
+  /// Counts `c` as open; `accepted`: a new client (not one handed from a handshake or from
+  /// HTTP/1.1 to HTTP/2).
+  void link(connection_base* c, bool accepted = true);
+  void unlink(connection_base* c);
+  /// A new connection, or refused with 503 when the server is full or stopping.
+  bool admit(asio::ip::tcp::socket& s);
 
   /// Reports what no client can be told (see `server_options::error_log`); never throws.
   void report(std::string_view what) const noexcept {
@@ -157,6 +200,15 @@ public:
     } catch (...) {
     }
     std::fprintf(stderr, "sse::server: %.*s\n", static_cast<int>(what.size()), what.data());
+  }
+
+  /// The `retry:` a stream opens with (and a drain ends it with), jittered per stream.
+  frame retry_frame() {
+    auto ms = opts.retry;
+    if (opts.retry_jitter.count() > 0)
+      ms += std::chrono::milliseconds(
+          std::uniform_int_distribution<long long>(0, opts.retry_jitter.count())(rng));
+    return frame(format_retry(ms));
   }
 
   /// The `Date` header's value, formatted once a second.
@@ -172,6 +224,7 @@ public:
   asio::any_io_executor ex;
   server_options const& opts;
   router const& routes;
+  protocol_hooks const& hooks;
   std::atomic<std::size_t>& live_connections;
   std::shared_ptr<post_gate> gate;
   std::shared_ptr<close_runner> closes; ///< where the close listeners of its streams run
@@ -193,9 +246,9 @@ private:
   void check_streams_drained();
 
   asio::steady_timer sweep_timer;
-  connection* head_ = nullptr;
+  connection_base* head_ = nullptr;
   std::mutex ready_mutex_;
-  std::vector<std::shared_ptr<connection>> ready_, draining_;
+  std::vector<std::shared_ptr<connection_base>> ready_, draining_;
   bool drain_posted_ = false;
   std::promise<void> drained_;
   bool drained_set_ = false;
