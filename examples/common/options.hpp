@@ -1,7 +1,8 @@
 #pragma once
 
 // Command-line flags shared by the examples: --host, --port, --threads, --heartbeat,
-// --max-connections, --allow-origin, --allow-credentials, --access-log, --drain.
+// --max-connections, --allow-origin, --allow-credentials, --access-log, --drain, --tls-cert,
+// --tls-key.
 
 #include <sse/server_options.hpp>
 
@@ -19,6 +20,8 @@ namespace examples {
 
 /// How long SIGTERM's drain spreads the streams' ends over (--drain SECONDS; 0: stop at once).
 inline std::chrono::milliseconds drain_window{2000};
+/// --tls-cert FILE --tls-key FILE: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with this pair.
+inline std::string tls_cert, tls_key;
 
 /// Takes `name VALUE` out of argv and returns VALUE ("" when absent).
 inline std::string take_text_flag(int& argc, char** argv, std::string_view name) {
@@ -79,6 +82,7 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
     os << "usage: " << name
        << " [--host ADDR] [--port N] [--threads N] [--heartbeat SECONDS] [--max-connections N]\n"
        << "       [--allow-origin ORIGIN]... [--allow-credentials] [--access-log] [--drain SECONDS]\n"
+       << "       [--tls-cert FILE --tls-key FILE]\n"
        << what << "\n"
        << "Serves on 127.0.0.1:8080 by default. --max-connections defaults to the descriptor\n"
        << "limit (ulimit -n) less a reserve; past it new connections get 503.\n"
@@ -86,7 +90,9 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
        << "the routes (CORS); --allow-credentials lets them send cookies. --access-log prints\n"
        << "a line per request to stderr. SIGTERM drains: streams end spread over --drain\n"
        << "seconds (default 2; 0: at once), so clients reconnect a few at a time; a second\n"
-       << "signal stops at once.\n";
+       << "signal stops at once. With --tls-cert and --tls-key (PEM: the certificate chain and\n"
+       << "its key) it serves HTTPS, HTTP/2 and HTTP/1.1 by ALPN; without them HTTP/1.1, and\n"
+       << "HTTP/2 in cleartext to clients that know to speak it (h2c, prior knowledge).\n";
   };
   auto number = [&](std::string_view flag, char const* value, long lo, long hi) {
     char* end = nullptr;
@@ -123,6 +129,12 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
     } else if (flag == "--drain") {
       drain_window = std::chrono::seconds(number(flag, value, 0, 3600));
       ++i;
+    } else if (flag == "--tls-cert" && value) {
+      tls_cert = value;
+      ++i;
+    } else if (flag == "--tls-key" && value) {
+      tls_key = value;
+      ++i;
     } else if (flag == "--access-log") {
       o.access_log = print_access;
     } else if (flag == "--max-connections") {
@@ -133,6 +145,10 @@ inline sse::server_options parse_options(int argc, char** argv, char const* name
       usage(std::cerr);
       std::exit(2);
     }
+  }
+  if (tls_cert.empty() != tls_key.empty()) {
+    std::cerr << name << ": --tls-cert and --tls-key go together\n";
+    std::exit(2);
   }
   return o;
 }
