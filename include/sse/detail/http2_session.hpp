@@ -262,10 +262,12 @@ public:
     flush();
   }
 
+  /// The whole connection drains at once: GOAWAY, then each stream gets what is queued, a
+  /// `retry:` hint and its end.
   bool drain_at(clock::time_point at) override {
-    if (closed_ || drain_scheduled_ || streams_.empty())
+    if (closed_ || drain_scheduled_ || drain_counted_ || streams_.empty())
       return false;
-    drain_scheduled_ = true;
+    drain_scheduled_ = drain_counted_ = true;
     drain_at_ = at;
     return true;
   }
@@ -884,6 +886,8 @@ private:
                           NGHTTP2_NO_ERROR, nullptr, 0);
   }
 
+  /// GOAWAY with `code`; the connection closes once it is written. From a callback too: the
+  /// flush comes after nghttp2 returns.
   void terminate(std::uint32_t code) {
     if (terminating_)
       return;
@@ -945,7 +949,9 @@ private:
   /// Feeds nghttp2; false if the connection is over (a protocol error closes it).
   bool receive(char const* data, std::size_t n) {
     last_activity_ = clock::now();
+    in_nghttp2_ = true; // its callbacks may submit frames, never send them
     auto const rv = nghttp2_session_mem_recv(s_, reinterpret_cast<std::uint8_t const*>(data), n);
+    in_nghttp2_ = false;
     if (rv < 0) {
       // Bad framing, a flood, a bad preface: nghttp2 queued a GOAWAY where it could.
       terminating_ = true;
@@ -957,6 +963,8 @@ private:
 
   /// The single writer: what nghttp2 has to send, in slices of at most write_slice bytes.
   void flush() {
+    if (in_nghttp2_)
+      return; // called back from inside nghttp2: the caller flushes once it has returned
     for (int rounds = 0;; ++rounds) {
       if (writing_ || closed_)
         return;
@@ -966,7 +974,9 @@ private:
       }
       while (out_.size() < write_slice) {
         std::uint8_t const* data = nullptr;
+        in_nghttp2_ = true;
         auto const n = nghttp2_session_mem_send(s_, &data);
+        in_nghttp2_ = false;
         if (n < 0) {
           close();
           return;
@@ -1035,6 +1045,10 @@ private:
     streams_.clear();
     for (auto& [id, st] : streams)
       release(*st, st->ended_by_us ? errc::stream_closed : why);
+    if (drain_counted_) {
+      drain_counted_ = false;
+      w_.stream_drained();
+    }
     std::error_code ec;
     raw().close(ec);
     w_.unlink(this);
@@ -1052,6 +1066,8 @@ private:
   clock::time_point last_activity_, last_progress_, drain_at_;
   bool writing_ = false, closed_ = false, terminating_ = false, goaway_sent_ = false;
   bool drain_scheduled_ = false;
+  bool drain_counted_ = false; ///< the worker's drain waits for this connection's end
+  bool in_nghttp2_ = false;    ///< inside mem_recv or mem_send: no flush from callbacks
 };
 
 } // namespace sse::detail
