@@ -118,9 +118,10 @@ class h2_session final : public connection_base {
     std::uint64_t bytes = 0;
 
     void notify(std::error_code) noexcept override {
-      woken.store(true, std::memory_order_relaxed);
-      if (auto s = owner.lock())
-        w->enqueue_ready(std::move(s));
+      woken.store(true, std::memory_order_release);
+      if (auto s = owner.lock()) // one wake per connection, however many of its streams
+        if (!static_cast<h2_session&>(*s).wake_posted_.exchange(true, std::memory_order_acq_rel))
+          w->enqueue_ready(std::move(s));
     }
     void on_answer(async_exchange& ex, std::optional<response> r) override {
       if (auto s = owner.lock())
@@ -164,10 +165,11 @@ public:
   }
 
   void on_ready() override {
+    wake_posted_.store(false, std::memory_order_release); // a wake from now on posts again
     if (closed_)
       return;
     for (auto& [id, st] : streams_)
-      if (st->woken.exchange(false, std::memory_order_relaxed) && st->armed) {
+      if (st->woken.exchange(false, std::memory_order_acq_rel) && st->armed) {
         st->armed = false;
         nghttp2_session_resume_data(s_, id);
       }
@@ -1068,6 +1070,7 @@ private:
   bool drain_scheduled_ = false;
   bool drain_counted_ = false; ///< the worker's drain waits for this connection's end
   bool in_nghttp2_ = false;    ///< inside mem_recv or mem_send: no flush from callbacks
+  std::atomic<bool> wake_posted_{false}; ///< an on_ready is queued for woken streams
 };
 
 } // namespace sse::detail
