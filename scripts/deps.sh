@@ -52,5 +52,8 @@ SSE_TEST_PACKAGES+=(libclang-rt-14-dev python3)
 # The optional sse::redis component: built when hiredis is found, tested against a redis-server
 # each test starts itself. Not build packages: the core builds without them.
 SSE_TEST_PACKAGES+=(libhiredis-dev redis-server)
+# The optional sse::tls and sse::http2 components (OpenSSL, nghttp2), and the openssl command
+# that makes the certificates of bench/h2.sh.
+SSE_TEST_PACKAGES+=(libssl-dev libnghttp2-dev openssl)
 # libFuzzer is in libclang-rt-14-dev too.
 SSE_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
