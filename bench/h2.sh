@@ -4,7 +4,7 @@
 # one run, and the memory of idle TLS connections and HTTP/2 streams; writes the section
 # "HTTP/2 and HTTPS" of docs/benchmarks.md (the rest of that file is bench/run.sh's).
 #
-#   bench/h2.sh           the whole run (about 6 minutes here)
+#   bench/h2.sh           the whole run (about 7 minutes here)
 #   bench/h2.sh --quick   smoke run: tiny counts, 1 s each; the report goes under build/bench/results
 #   bench/h2.sh --quick --chat PATH --loadgen PATH
 #                         the same with binaries already built (ctest's bench_h2_smoke; PATH of
@@ -20,9 +20,9 @@
 # protocol; (s) BENCH_STREAMS idle HTTP/2 streams over 100 connections.
 #
 # Environment:
-#   BENCH_DURATION=10   measured seconds per run       BENCH_WARMUP=2    warm-up seconds
+#   BENCH_DURATION=6    measured seconds per run       BENCH_WARMUP=2    warm-up seconds
 #   BENCH_PAUSE=1       seconds between runs           BENCH_WINDOW=8    POSTs outstanding
-#   BENCH_ROUNDS=3      rounds of (a)                  BENCH_IDLE=5000   connections in (i)
+#   BENCH_ROUNDS=5      rounds of (a)                  BENCH_IDLE=5000   connections in (i)
 #   BENCH_STREAMS=10000 streams in (s)                 BENCH_BUILD_DIR=build/bench
 #   BENCH_OUT=docs/benchmarks.md                       BENCH_RESULTS=DIR (raw JSON; default
 #                                                      under the build directory)
@@ -79,8 +79,8 @@ if [ $quick = 1 ]; then
   subs=40 few=2 rounds=${BENCH_ROUNDS:-1} idle=${BENCH_IDLE:-100} streams=${BENCH_STREAMS:-200}
   stream_conns=2 settle=0.3 idle_duration=0.3
 else
-  duration=${BENCH_DURATION:-10} warmup=${BENCH_WARMUP:-2}
-  subs=1000 few=10 rounds=${BENCH_ROUNDS:-3} idle=${BENCH_IDLE:-5000} streams=${BENCH_STREAMS:-10000}
+  duration=${BENCH_DURATION:-6} warmup=${BENCH_WARMUP:-2}
+  subs=1000 few=10 rounds=${BENCH_ROUNDS:-5} idle=${BENCH_IDLE:-5000} streams=${BENCH_STREAMS:-10000}
   stream_conns=100 settle=2 idle_duration=2
 fi
 stamp=$(date +%Y%m%d-%H%M%S)
