@@ -24,13 +24,15 @@ namespace sse::http2 {
 /// once `sse::tls::enable(srv, ...)` is called too, in either order. HTTP/1.1 is served as
 /// before. Header limits are the server's (`max_header_bytes` is SETTINGS_MAX_HEADER_LIST_SIZE,
 /// `max_headers`, `max_request_line` for `:path`, `max_body`); timeouts too.
-/// @throws std::logic_error after `start()`.
+/// @throws std::logic_error after `start()`, or when called twice.
 inline void enable(server& srv, options o = {}) {
   if (o.max_concurrent_streams == 0 || o.reset_burst == 0 || o.control_burst == 0)
     throw std::invalid_argument("sse::http2: max_concurrent_streams and the bursts must be at least 1");
   if (o.initial_window_size > 0x7fffffffu)
     throw std::invalid_argument("sse::http2: initial_window_size is at most 2^31-1");
   auto& hooks = srv.protocols();
+  if (hooks.h2c)
+    throw std::logic_error("sse::http2::enable: HTTP/2 is already enabled on this server");
   hooks.h2c = [l = o](sse::detail::worker& w, asio::ip::tcp::socket&& s, std::string_view initial) {
     auto c = std::make_shared<sse::detail::h2_session<asio::ip::tcp::socket>>(w, std::move(s), l);
     w.link(c.get(), false);

@@ -107,17 +107,18 @@ struct layer {
 /// Makes `srv` speak HTTPS only (every connection starts with a TLS handshake), with HTTP/2
 /// chosen by ALPN when `sse::http2::enable(srv)` is called too, in either order. Call before
 /// `srv.start()`, which loads the certificate and key.
-/// @throws std::logic_error after `start()`.
+/// @throws std::logic_error after `start()`, or when called twice.
 inline void enable(server& srv, options o) {
   if (o.handshake_timeout.count() <= 0)
     throw std::invalid_argument("sse::tls: handshake_timeout must be positive");
   auto& hooks = srv.protocols();
+  if (hooks.accept)
+    throw std::logic_error("sse::tls::enable: TLS is already enabled on this server");
   auto l = std::make_shared<detail::layer>();
   l->opts = std::move(o);
   l->opts.handshake_timeout = sse::detail::clamp_wait(l->opts.handshake_timeout);
   hooks.prepare.push_back([l, &hooks] { l->prepare(static_cast<bool>(hooks.h2_over_tls)); });
   hooks.accept = [l](sse::detail::worker& w, asio::ip::tcp::socket&& s) {
-    std::error_code ec;
     sse::detail::tls_stream stream(std::move(s), *l->ctx);
     auto h = std::make_shared<sse::detail::tls_handshake>(w, std::move(stream),
                                                           l->opts.handshake_timeout);
