@@ -300,7 +300,9 @@ private:
       return false;
     }
     nghttp2_option_set_max_outbound_ack(opt, limits_.max_outbound_ack);
-    nghttp2_option_set_stream_reset_rate_limit(opt, limits_.reset_burst, limits_.reset_rate);
+    // nghttp2's own limiter is only a backstop (it answers INTERNAL_ERROR): ours comes first.
+    nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * limits_.reset_burst,
+                                               2ull * limits_.reset_rate);
     nghttp2_option_set_max_continuations(opt, limits_.max_continuations);
     nghttp2_option_set_max_settings(opt, 32);
     int const rv = nghttp2_session_server_new2(&s_, cb, this, opt);
