@@ -187,6 +187,8 @@ public:
   }
 
   bool closed() const { return eof_ || reset_; }
+  /// The socket (non-blocking), e.g. for a TLS session over it.
+  int fd() const { return fd_; }
   bool got_eof() const { return eof_; }
   bool got_reset() const { return reset_; }
   bool send_failed() const { return send_failed_; }
