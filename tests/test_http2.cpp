@@ -685,3 +685,44 @@ TEST_CASE("http2: server stats count HTTP/2 streams and their release", "[http2]
   auto const after = f.ts.srv.stats();
   CHECK(after.requests[1] - before.requests[1] >= 6);
 }
+
+// --- h2c beside HTTP/1.1, idle connections -----------------------------------------------------------
+
+TEST_CASE("http2: h2c by prior knowledge and HTTP/1.1 share the cleartext port", "[http2]") {
+  h2_fixture f(false);
+  stream_client h1(f.port(), "/listen");
+  REQUIRE(h1.ok());
+  auto c = f.connect();
+  auto const s = c.get("/listen");
+  REQUIRE(c.wait_head(s));
+  REQUIRE(c.stream(s).ok());
+  REQUIRE(eventually([&] { return f.ts.subscribers() == 2; }));
+  publish_numbered(f.ts.broker, 20);
+  REQUIRE(h1.wait_events(20));
+  REQUIRE(c.wait_events(s, 20));
+  CHECK(first_mismatch(h1.events()) == 20);
+  CHECK(first_mismatch(c.stream(s).events()) == 20);
+
+  client plain(f.port());
+  REQUIRE(plain.send(get("/proto")));
+  auto r = read_response(plain);
+  REQUIRE(r);
+  CHECK(r->body == "HTTP/1.1 plain");
+}
+
+TEST_CASE("http2: an idle connection gets GOAWAY NO_ERROR at idle_timeout", "[http2]") {
+  bool const tls = GENERATE(false, true);
+  CAPTURE(tls);
+  auto o = test_options();
+  o.idle_timeout = 300ms;
+  h2_fixture f(tls, o);
+  auto c = f.connect();
+  auto const p = c.get("/ping");
+  REQUIRE(c.wait_answer(p));
+  auto const t0 = steady::now();
+  REQUIRE(c.wait_goaway(3000ms));
+  CHECK(steady::now() - t0 >= 200ms);
+  CHECK(c.goaway_code() == NGHTTP2_NO_ERROR);
+  CHECK(c.wait_disconnected(3000ms));
+  CHECK(eventually([&] { return f.ts.srv.stats().connections == 0; }));
+}
