@@ -673,7 +673,8 @@ TEST_CASE("http2: server stats count HTTP/2 streams and their release", "[http2]
     CHECK(eventually([&] { return f.ts.srv.stats().streams == 5; }));
     auto const st = f.ts.srv.stats();
     CHECK(st.streams_opened - before.streams_opened == 5);
-    CHECK(st.connections == 1);
+    // Eventually: a stray connect (another process's client to a port it used before) may come.
+    CHECK(eventually([&] { return f.ts.srv.stats().connections == 1; }));
     c.reset(ids[0]);
     c.reset(ids[1]);
     CHECK(eventually([&] { return f.ts.srv.stats().streams == 3; }));
