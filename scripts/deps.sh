@@ -52,5 +52,9 @@ SSE_TEST_PACKAGES+=(libclang-rt-14-dev python3)
 # The optional sse::redis component: built when hiredis is found, tested against a redis-server
 # each test starts itself. Not build packages: the core builds without them.
 SSE_TEST_PACKAGES+=(libhiredis-dev redis-server)
+# The optional sse::tls and sse::http2 components (HTTPS, HTTP/2): built when OpenSSL and nghttp2
+# are found; tests/h2_smoke.sh makes its certificate with openssl and checks multiplexing with
+# nghttp (nghttp2-client). Not build packages either.
+SSE_TEST_PACKAGES+=(libssl-dev libnghttp2-dev openssl nghttp2-client)
 # libFuzzer is in libclang-rt-14-dev too.
 SSE_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -20,8 +20,10 @@ if [ -n "${SSE_SANITIZE:-}" ]; then
   # so UBSan's vptr check cannot see their type and reports any virtual call on them.
   [[ $SSE_SANITIZE == *undefined* ]] && flags="$flags -fno-sanitize=vptr"
 fi
-# Under CI the redis component must build (SSE_REDIS=ON): a missing hiredis fails, never skips.
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${SSE_CI:+-DSSE_REDIS=ON} \
+# Under CI the optional components must build (SSE_REDIS, SSE_TLS, SSE_HTTP2=ON): a missing
+# hiredis, OpenSSL or nghttp2 fails, never skips.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  ${SSE_CI:+-DSSE_REDIS=ON -DSSE_TLS=ON -DSSE_HTTP2=ON} \
   -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_STANDARD="${SSE_CXX_STANDARD:-17}" \
   -DCMAKE_CXX_FLAGS="$flags" -DSSE_WARNINGS_AS_ERRORS=ON -DSSE_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"

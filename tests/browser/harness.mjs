@@ -1,11 +1,13 @@
-// Shared plumbing of the browser tests: run an example binary on a free port, stop it, drive
-// headless Chromium through playwright-core, save screenshots.
+// Shared plumbing of the browser tests: run an example binary on a free port (over HTTP or,
+// with a self-signed certificate, HTTPS), stop it, drive headless Chromium through
+// playwright-core, see which protocol its requests used, save screenshots.
 //
 // Env: SSE_CHROMIUM (default /usr/bin/chromium); SSE_SCREENSHOT_DIR (optional) where
 // screenshots are saved.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -36,7 +38,7 @@ export function exited(proc) {
 
 /**
  * Spawns `bin --host 127.0.0.1 --port PORT --threads 2 ...args` and resolves to
- * { proc, url, port } once it prints its URL (url ends with '/').
+ * { proc, url, port } once it prints its URL (http:// or https://; url ends with '/').
  */
 export function startServer(bin, { port = 0, args = [] } = {}) {
   const name = path.basename(bin);
@@ -58,7 +60,7 @@ export function startServer(bin, { port = 0, args = [] } = {}) {
     proc.stdout.on('data', (chunk) => {       // keeps draining after the URL, so the pipe never fills
       if (done) return;
       out += chunk;
-      const m = /http:\/\/[^\s]+/.exec(out);
+      const m = /https?:\/\/[^\s]+/.exec(out);
       if (m) {
         const url = m[0].endsWith('/') ? m[0] : m[0] + '/';
         finish(null, { proc, url, port: Number(new URL(url).port) });
@@ -105,24 +107,67 @@ export function killOnExit(procs) {
   return () => process.off('exit', kill);
 }
 
-/** Headless Chromium with the flags every browser test uses. */
-export function launchBrowser() {
+/**
+ * Headless Chromium with the flags every browser test uses, and `args` after them (e.g.
+ * '--ignore-certificate-errors' for a server with a self-signed certificate).
+ */
+export function launchBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     timeout: 30_000,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-           '--no-first-run', '--disable-component-update', '--disable-sync'],
+           '--no-first-run', '--disable-component-update', '--disable-sync', ...args],
   });
 }
 
-/** A new context (own cookies and storage) with one page at `url`. */
-export async function openPage(browser, url, { viewport = { width: 960, height: 720 }, init } = {}) {
+/** A new context (own cookies, storage and connections) with one page at `url`. */
+export async function openPage(browser, url, { viewport = { width: 960, height: 720 }, init, beforeGoto } = {}) {
   const context = await browser.newContext({ viewport });
   context.setDefaultTimeout(UI_TIMEOUT_MS);
   if (init) await context.addInitScript(init);
-  const page = await context.newPage();
-  await page.goto(url, { timeout: UI_TIMEOUT_MS });
+  const page = await openTab(context, url, { beforeGoto });
   return { context, page };
+}
+
+/**
+ * Another page (tab) of `context` at `url`: the tabs of one context share its connections
+ * (HTTP/1.1's six per host among them). `beforeGoto(page)` runs before it loads.
+ */
+export async function openTab(context, url, { beforeGoto } = {}) {
+  const page = await context.newPage();
+  if (beforeGoto) await beforeGoto(page);
+  await page.goto(url, { timeout: UI_TIMEOUT_MS });
+  return page;
+}
+
+/**
+ * Records the responses `page` gets as Chromium saw them (DevTools protocol): an array that
+ * fills with { url, type, status, protocol } ('h2', 'http/1.1'; type 'EventSource', 'Fetch',
+ * 'Document', ...) from the headers of each, streams included. Call before the page loads.
+ */
+export async function recordResponses(page) {
+  const seen = [];
+  const cdp = await page.context().newCDPSession(page);
+  cdp.on('Network.responseReceived', ({ type, response }) =>
+    seen.push({ url: response.url, type, status: response.status, protocol: response.protocol }));
+  await cdp.send('Network.enable');
+  return seen;
+}
+
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 made with the openssl command (in a
+ * temporary directory): { cert, key, args, remove } where args are the examples' --tls-cert
+ * and --tls-key flags.
+ */
+export function selfSignedCert() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sse-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-days', '2', '-keyout', key, '-out', cert, '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return { cert, key, args: ['--tls-cert', cert, '--tls-key', key],
+           remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Saves a screenshot as `$SSE_SCREENSHOT_DIR/<name>.png` when that is set; returns its path. */

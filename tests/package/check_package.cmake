@@ -1,5 +1,6 @@
 # Installs sse into a staging prefix, then configures, builds and runs tests/package against it.
-# Inputs: SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER, WITH_REDIS (the component was built).
+# Inputs: SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER, WITH_REDIS, WITH_HTTP2 (the components
+# were built).
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(stage "${WORK_DIR}/stage")
 
@@ -23,6 +24,14 @@ foreach(f include/sse/sse.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/ss
   endif()
 endforeach()
 
+if(WITH_HTTP2)
+  foreach(f include/sse/tls.hpp include/sse/http2.hpp share/cmake/sse/sseTlsTargets.cmake
+            share/cmake/sse/sseHttp2Targets.cmake share/cmake/sse/Findnghttp2.cmake)
+    if(NOT EXISTS "${stage}/${f}")
+      message(FATAL_ERROR "not installed: ${f}")
+    endif()
+  endforeach()
+endif()
 # Only the staging prefix is searched, so the consumer cannot see the source tree.
 if(WITH_REDIS)
   foreach(f include/sse/redis.hpp share/cmake/sse/sseRedisTargets.cmake share/cmake/sse/Findhiredis.cmake)
@@ -33,7 +42,7 @@ if(WITH_REDIS)
 endif()
 run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package" -B "${WORK_DIR}/consumer-build"
     -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${stage}
-    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DSSE_WITH_REDIS=${WITH_REDIS})
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DSSE_WITH_REDIS=${WITH_REDIS} -DSSE_WITH_HTTP2=${WITH_HTTP2})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer-build")
 run("${WORK_DIR}/consumer-build/consumer")
 
@@ -58,6 +67,22 @@ if(WITH_REDIS)
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "needs hiredis")
     message(FATAL_ERROR "COMPONENTS redis without hiredis should fail naming it:\n${out}\n${err}")
+  endif()
+endif()
+if(WITH_HTTP2)
+  run("${WORK_DIR}/consumer-build/http2_consumer")
+  if(NOT last_output MATCHES "^tls: refused\nhttp2: nghttp2 [0-9.]+\n$")
+    message(FATAL_ERROR "http2_consumer printed:\n${last_output}")
+  endif()
+  # Only COMPONENTS http2 looks for nghttp2: without it the component is not found, and the
+  # message says what is missing.
+  execute_process(COMMAND ${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/package"
+      -B "${WORK_DIR}/no-nghttp2" -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+      -DCMAKE_PREFIX_PATH=${stage} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+      -DCMAKE_DISABLE_FIND_PACKAGE_nghttp2=ON -DSSE_WITH_HTTP2=ON
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT "${out}${err}" MATCHES "needs nghttp2")
+    message(FATAL_ERROR "COMPONENTS http2 without nghttp2 should fail naming it:\n${out}\n${err}")
   endif()
 endif()
 message(STATUS "installed package found and used by an outside project")

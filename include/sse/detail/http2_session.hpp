@@ -82,6 +82,7 @@ class h2_session final : public connection_base {
   static constexpr std::size_t write_slice = 64 * 1024;  ///< bytes per write at most
   static constexpr std::size_t read_size = 8 * 1024;
   static constexpr int max_rounds = 8; ///< immediate writes in a row before yielding
+  static constexpr std::size_t max_stray_bytes = 256 * 1024; ///< read after our GOAWAY
 
   /// One HTTP/2 stream: its request, then its answer.
   struct stream_state final : answer_sink, waiter {
@@ -118,9 +119,10 @@ class h2_session final : public connection_base {
     std::uint64_t bytes = 0;
 
     void notify(std::error_code) noexcept override {
-      woken.store(true, std::memory_order_relaxed);
-      if (auto s = owner.lock())
-        w->enqueue_ready(std::move(s));
+      woken.store(true, std::memory_order_release);
+      if (auto s = owner.lock()) // one wake per connection, however many of its streams
+        if (!static_cast<h2_session&>(*s).wake_posted_.exchange(true, std::memory_order_acq_rel))
+          w->enqueue_ready(std::move(s));
     }
     void on_answer(async_exchange& ex, std::optional<response> r) override {
       if (auto s = owner.lock())
@@ -164,10 +166,11 @@ public:
   }
 
   void on_ready() override {
+    wake_posted_.store(false, std::memory_order_release); // a wake from now on posts again
     if (closed_)
       return;
     for (auto& [id, st] : streams_)
-      if (st->woken.exchange(false, std::memory_order_relaxed) && st->armed) {
+      if (st->woken.exchange(false, std::memory_order_acq_rel) && st->armed) {
         st->armed = false;
         nghttp2_session_resume_data(s_, id);
       }
@@ -177,6 +180,11 @@ public:
   void on_sweep(clock::time_point now) override {
     if (closed_)
       return;
+    if (lingering_) {
+      if (now >= linger_until_)
+        close(errc::stream_closed);
+      return;
+    }
     if (w_.stopping && now >= w_.stop_deadline) {
       close(errc::stream_closed);
       return;
@@ -262,10 +270,12 @@ public:
     flush();
   }
 
+  /// The whole connection drains at once: GOAWAY, then each stream gets what is queued, a
+  /// `retry:` hint and its end.
   bool drain_at(clock::time_point at) override {
-    if (closed_ || drain_scheduled_ || streams_.empty())
+    if (closed_ || drain_scheduled_ || drain_counted_ || streams_.empty())
       return false;
-    drain_scheduled_ = true;
+    drain_scheduled_ = drain_counted_ = true;
     drain_at_ = at;
     return true;
   }
@@ -884,6 +894,8 @@ private:
                           NGHTTP2_NO_ERROR, nullptr, 0);
   }
 
+  /// GOAWAY with `code`; the connection closes once it is written. From a callback too: the
+  /// flush comes after nghttp2 returns.
   void terminate(std::uint32_t code) {
     if (terminating_)
       return;
@@ -894,28 +906,22 @@ private:
 
   // --- the socket ---------------------------------------------------------------------------
   void do_read() {
+    if (read_pending_ || closed_)
+      return;
+    read_pending_ = true;
     if constexpr (plain) {
       sock_.async_wait(asio::ip::tcp::socket::wait_read,
                        [self = shared_this()](std::error_code ec) { self->on_readable(ec); });
     } else {
       sock_.async_read_some(asio::buffer(rbuf_.get(), read_size),
                             [self = shared_this()](std::error_code ec, std::size_t n) {
-                              if (self->closed_)
-                                return;
-                              if (ec) {
-                                self->close();
-                                return;
-                              }
-                              if (self->receive(self->rbuf_.get(), n)) {
-                                self->flush();
-                                if (!self->closed_ && !self->terminating_)
-                                  self->do_read();
-                              }
+                              self->on_read(ec, self->rbuf_.get(), n);
                             });
     }
   }
 
   void on_readable(std::error_code ec) {
+    read_pending_ = false;
     if (closed_)
       return;
     if (ec) {
@@ -924,28 +930,54 @@ private:
     }
     // A cleartext read needs no buffer of its own while idle: one per thread, used at once.
     thread_local std::array<char, read_size> scratch;
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < 4 && !closed_; ++i) {
       std::size_t const n = sock_.read_some(asio::buffer(scratch), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again)
         break;
-      if (ec || n == 0) {
-        close();
-        return;
-      }
-      if (!receive(scratch.data(), n))
+      if (!take(ec, scratch.data(), n))
         return;
       if (n < scratch.size())
         break;
     }
+    after_read();
+  }
+
+  void on_read(std::error_code ec, char const* data, std::size_t n) {
+    read_pending_ = false;
+    if (closed_)
+      return;
+    if (take(ec, data, n))
+      after_read();
+  }
+
+  /// What one read brought; false once the connection is closed.
+  bool take(std::error_code ec, char const* data, std::size_t n) {
+    if (ec || n == 0) { // EOF or reset: the client is gone
+      close();
+      return false;
+    }
+    if (lingering_) { // after our GOAWAY: read and drop until the client closes
+      if ((stray_bytes_ += n) > max_stray_bytes) {
+        close();
+        return false;
+      }
+      return true;
+    }
+    return receive(data, n);
+  }
+
+  void after_read() {
     flush();
-    if (!closed_ && !terminating_)
+    if (!closed_ && (!terminating_ || lingering_))
       do_read();
   }
 
   /// Feeds nghttp2; false if the connection is over (a protocol error closes it).
   bool receive(char const* data, std::size_t n) {
     last_activity_ = clock::now();
+    in_nghttp2_ = true; // its callbacks may submit frames, never send them
     auto const rv = nghttp2_session_mem_recv(s_, reinterpret_cast<std::uint8_t const*>(data), n);
+    in_nghttp2_ = false;
     if (rv < 0) {
       // Bad framing, a flood, a bad preface: nghttp2 queued a GOAWAY where it could.
       terminating_ = true;
@@ -957,6 +989,8 @@ private:
 
   /// The single writer: what nghttp2 has to send, in slices of at most write_slice bytes.
   void flush() {
+    if (in_nghttp2_)
+      return; // called back from inside nghttp2: the caller flushes once it has returned
     for (int rounds = 0;; ++rounds) {
       if (writing_ || closed_)
         return;
@@ -966,7 +1000,9 @@ private:
       }
       while (out_.size() < write_slice) {
         std::uint8_t const* data = nullptr;
+        in_nghttp2_ = true;
         auto const n = nghttp2_session_mem_send(s_, &data);
+        in_nghttp2_ = false;
         if (n < 0) {
           close();
           return;
@@ -983,7 +1019,7 @@ private:
         bool const done = (nghttp2_session_want_read(s_) == 0 && nghttp2_session_want_write(s_) == 0) ||
                           (terminating_) || ((goaway_sent_ || w_.stopping) && streams_.empty());
         if (done)
-          close(errc::stream_closed);
+          linger();
         return;
       }
       if constexpr (plain) {
@@ -1027,14 +1063,37 @@ private:
     });
   }
 
-  void close(errc why = errc::disconnected) {
-    if (closed_)
+  /// Everything is written, the GOAWAY last: half-close, then read and drop what the client
+  /// still sends until it closes (or for two seconds). Closing with unread input would reset
+  /// the connection, and the reset would destroy the GOAWAY before the client reads it.
+  void linger() {
+    if (lingering_ || closed_)
       return;
-    closed_ = true;
+    lingering_ = terminating_ = true;
+    // Streams cut short by the client's abuse learn that it left; ours, that we ended them.
+    release_all(goaway_sent_ || w_.stopping ? errc::stream_closed : errc::disconnected);
+    std::error_code ec;
+    raw().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+    linger_until_ = clock::now() + std::chrono::seconds(2);
+    do_read();
+  }
+
+  void release_all(errc why) {
     auto streams = std::move(streams_);
     streams_.clear();
     for (auto& [id, st] : streams)
       release(*st, st->ended_by_us ? errc::stream_closed : why);
+  }
+
+  void close(errc why = errc::disconnected) {
+    if (closed_)
+      return;
+    closed_ = true;
+    release_all(why);
+    if (drain_counted_) {
+      drain_counted_ = false;
+      w_.stream_drained();
+    }
     std::error_code ec;
     raw().close(ec);
     w_.unlink(this);
@@ -1052,6 +1111,13 @@ private:
   clock::time_point last_activity_, last_progress_, drain_at_;
   bool writing_ = false, closed_ = false, terminating_ = false, goaway_sent_ = false;
   bool drain_scheduled_ = false;
+  bool drain_counted_ = false; ///< the worker's drain waits for this connection's end
+  bool in_nghttp2_ = false;    ///< inside mem_recv or mem_send: no flush from callbacks
+  bool read_pending_ = false;
+  bool lingering_ = false;     ///< GOAWAY written: reading until the client closes
+  clock::time_point linger_until_;
+  std::size_t stray_bytes_ = 0;
+  std::atomic<bool> wake_posted_{false}; ///< an on_ready is queued for woken streams
 };
 
 } // namespace sse::detail
