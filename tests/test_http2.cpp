@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -726,4 +727,25 @@ TEST_CASE("http2: an idle connection gets GOAWAY NO_ERROR at idle_timeout", "[ht
   CHECK(c.goaway_code() == NGHTTP2_NO_ERROR);
   CHECK(c.wait_disconnected(3000ms));
   CHECK(eventually([&] { return f.ts.srv.stats().connections == 0; }));
+}
+
+TEST_CASE("tls: past max_connections a connection is closed without a cleartext 503", "[tls]") {
+  // The TLS counterpart of test_server's "answers 503 past max_connections" (left out of
+  // test_server_tls): over TLS the server cannot write its 503 before a handshake, so it closes.
+  auto o = test_options();
+  o.max_connections = 2;
+  h2_fixture f(true, o);
+  auto a = std::make_unique<h2_client>(f.port(), f.client_options());
+  auto b = f.connect();
+  REQUIRE(eventually([&] { return f.ts.srv.connections() == 2; }));
+  client third(f.port());
+  REQUIRE(third.read_until_closed(3000ms));
+  CHECK(third.buffer().find("503") == std::string::npos);
+  CHECK(f.ts.srv.stats().connections_rejected >= 1);
+  auto const p = b.get("/ping");
+  REQUIRE(b.wait_answer(p));
+  CHECK(b.stream(p).status == 200);
+  a.reset();
+  REQUIRE(eventually([&] { return f.ts.srv.connections() == 1; }));
+  CHECK(h2_serves(f.port(), true));
 }
