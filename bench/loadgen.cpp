@@ -11,7 +11,11 @@
 // Sequence numbers count per publisher connection; a connection has its POSTs handled in order,
 // so each subscriber must see each publisher's numbers rise one by one: a jump is a gap.
 //
-// Only the C++ standard library and POSIX.
+// Only the C++ standard library and POSIX. Built with SSE_LOADGEN_H2 (sse_h2_loadgen, from
+// bench/h2_loadgen.cpp) it also speaks TLS (OpenSSL, https:// URLs, for subscribers and
+// publishers) and HTTP/2 for the subscribers (--h2: nghttp2's client, h2 by ALPN over TLS, h2c by
+// prior knowledge in cleartext), many streams per connection (--conns). TLS runs over memory
+// BIOs, so the socket reads stay ours and keep their kernel receive timestamps.
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -41,6 +45,14 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#if SSE_LOADGEN_H2
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <memory>
+#endif
 
 namespace {
 
@@ -75,15 +87,27 @@ struct url {
   std::string port = "80";
   std::string path = "/";
   std::string authority; ///< for the Host header
+  bool tls = false;      ///< https://
 };
 
 url parse_url(std::string const& s) {
   std::string_view v = s;
-  if (v.substr(0, 7) == "http://")
-    v.remove_prefix(7);
-  else if (v.find("://") != std::string_view::npos)
-    die("only http:// URLs are supported: %s", s.c_str());
   url u;
+  if (v.substr(0, 7) == "http://") {
+    v.remove_prefix(7);
+#if SSE_LOADGEN_H2
+  } else if (v.substr(0, 8) == "https://") {
+    v.remove_prefix(8);
+    u.tls = true;
+    u.port = "443";
+#endif
+  } else if (v.find("://") != std::string_view::npos) {
+#if SSE_LOADGEN_H2
+    die("only http:// and https:// URLs are supported: %s", s.c_str());
+#else
+    die("only http:// URLs are supported (sse_h2_loadgen speaks https://): %s", s.c_str());
+#endif
+  }
   auto const slash = v.find('/');
   std::string_view auth = v.substr(0, slash);
   if (slash != std::string_view::npos)
@@ -126,6 +150,8 @@ struct options {
   double settle = 1;
   double drain = 3;
   std::string label;
+  bool h2 = false;         ///< subscribers are HTTP/2 streams (sse_h2_loadgen)
+  std::size_t conns = 0;   ///< HTTP/2 connections the streams share (0: one per 100 streams)
 };
 
 void usage(FILE* f) {
@@ -154,6 +180,13 @@ void usage(FILE* f) {
       "  --settle S            wait after connecting, before measuring memory (1)\n"
       "  --drain S             after publishing, wait up to S of no progress for stragglers (3)\n"
       "  --label TEXT          copied into the JSON output\n"
+#if SSE_LOADGEN_H2
+      "  --h2                  subscribers are HTTP/2 streams: h2 by ALPN for https:// URLs,\n"
+      "                        h2c by prior knowledge for http:// (publishers stay HTTP/1.1)\n"
+      "  --conns C             HTTP/2 connections the --subs streams are spread over\n"
+      "                        (default: one per 100 streams)\n"
+      "  https:// URLs         TLS (any certificate is accepted: a benchmark, not a client)\n"
+#endif
       "  --free-port           print a free TCP port on 127.0.0.1 and exit\n");
 }
 
@@ -237,6 +270,12 @@ options parse_options(int argc, char** argv) {
       o.settle = num(0, 3600);
     } else if (f == "--drain") {
       o.drain = num(0, 3600);
+#if SSE_LOADGEN_H2
+    } else if (f == "--h2") {
+      o.h2 = true;
+    } else if (f == "--conns") {
+      o.conns = static_cast<std::size_t>(num(1, 1e6));
+#endif
     } else {
       std::fprintf(stderr, "sse_loadgen: unknown or incomplete flag '%s'\n", argv[i]);
       usage(stderr);
@@ -247,6 +286,11 @@ options parse_options(int argc, char** argv) {
     die("--sub-url is required");
   if (!o.idle && o.pub_urls.empty())
     die("--pub-url is required (or --idle)");
+  if (o.h2 && o.conns == 0)
+    o.conns = (o.subs + 99) / 100;
+  if (o.h2 && o.stall_fraction > 0)
+    die("--stall-fraction is for HTTP/1.1 subscribers only");
+  o.conns = std::min(o.conns, o.subs);
   if (o.pub_conns == 0)
     o.pub_conns = o.window;
   o.pub_conns = std::min(o.pub_conns, o.window);
@@ -401,7 +445,7 @@ private:
 
 // --- connections ----------------------------------------------------------------------------
 
-enum class kind : std::uint32_t { sub = 1, pub = 2 };
+enum class kind : std::uint32_t { sub = 1, pub = 2, h2 = 3 };
 
 std::uint64_t tag(kind k, std::size_t index) {
   return (static_cast<std::uint64_t>(k) << 32) | static_cast<std::uint64_t>(index);
@@ -697,6 +741,115 @@ struct endpoint {
   std::string request; ///< subscribers: the GET request
 };
 
+#if SSE_LOADGEN_H2
+/// One client TLS session over memory BIOs: ciphertext in from our socket reads, out to our
+/// socket writes. Accepts any certificate.
+class tls_session {
+public:
+  /// `alpn`: ALPN protocol list in wire format ("\x02h2"), or empty.
+  explicit tls_session(std::string_view alpn) {
+    static SSL_CTX* const ctx = [] {
+      SSL_CTX* c = SSL_CTX_new(TLS_client_method());
+      if (!c)
+        die("SSL_CTX_new failed");
+      SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
+      SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+      return c;
+    }();
+    ssl_ = SSL_new(ctx);
+    if (!ssl_)
+      die("SSL_new failed");
+    BIO* const in = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, in, out_);
+    SSL_set_connect_state(ssl_);
+    if (!alpn.empty())
+      SSL_set_alpn_protos(ssl_, reinterpret_cast<unsigned char const*>(alpn.data()),
+                          static_cast<unsigned>(alpn.size()));
+  }
+  ~tls_session() { SSL_free(ssl_); }
+  tls_session(tls_session const&) = delete;
+  tls_session& operator=(tls_session const&) = delete;
+
+  bool established() const { return done_; }
+
+  /// Starts or goes on with the handshake; false on failure. The bytes to send go to `out`.
+  bool handshake(std::string& out) {
+    int const r = SSL_do_handshake(ssl_);
+    drain(out);
+    if (r == 1)
+      return done_ = true;
+    int const e = SSL_get_error(ssl_, r);
+    ERR_clear_error();
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+  }
+
+  /// Takes ciphertext from the socket; appends the plaintext to `plain` and what to send
+  /// (handshake, alerts) to `out`. False on failure or close.
+  bool feed(char const* p, std::size_t n, std::string& plain, std::string& out) {
+    BIO_write(SSL_get_rbio(ssl_), p, static_cast<int>(n));
+    if (!done_) {
+      if (!handshake(out))
+        return false;
+      if (!done_)
+        return true;
+    }
+    char buf[16384];
+    for (;;) {
+      int const r = SSL_read(ssl_, buf, sizeof buf);
+      if (r > 0) {
+        plain.append(buf, static_cast<std::size_t>(r));
+        continue;
+      }
+      int const e = SSL_get_error(ssl_, r);
+      ERR_clear_error();
+      drain(out);
+      return e == SSL_ERROR_WANT_READ;
+    }
+  }
+
+  /// Encrypts `n` bytes (after the handshake) and appends the records to `out`.
+  void write(char const* p, std::size_t n, std::string& out) {
+    if (n > 0 && SSL_write(ssl_, p, static_cast<int>(n)) <= 0)
+      die("SSL_write failed");
+    drain(out);
+  }
+
+  std::string_view alpn() const {
+    unsigned char const* p = nullptr;
+    unsigned n = 0;
+    SSL_get0_alpn_selected(ssl_, &p, &n);
+    return p ? std::string_view(reinterpret_cast<char const*>(p), n) : std::string_view();
+  }
+
+private:
+  void drain(std::string& out) {
+    char buf[16384];
+    int n;
+    while ((n = BIO_read(out_, buf, sizeof buf)) > 0)
+      out.append(buf, static_cast<std::size_t>(n));
+  }
+
+  SSL* ssl_ = nullptr;
+  BIO* out_ = nullptr; ///< owned by ssl_
+  bool done_ = false;
+};
+
+/// One HTTP/2 connection carrying the streams of several subscribers.
+struct h2conn {
+  enum class state : std::uint8_t { idle, connecting, handshake, open, closed };
+  int fd = -1;
+  state st = state::idle;
+  std::size_t ep = 0;
+  std::vector<std::size_t> subs; ///< subscriber indices
+  std::unique_ptr<tls_session> tls;
+  nghttp2_session* ng = nullptr;
+  std::string out;
+  std::size_t out_off = 0;
+  bool want_out = false;
+};
+#endif
+
 struct subscriber {
   enum class state : std::uint8_t { waiting, connecting, header, streaming, stalled, closed, failed };
   int fd = -1;
@@ -709,10 +862,18 @@ struct subscriber {
   std::string head;
   chunk_decoder chunks;
   event_parser events;
+#if SSE_LOADGEN_H2
+  std::unique_ptr<tls_session> tls;
+  std::string plain; ///< decrypted bytes being handed on
+  bool sent_request = false;
+  int status = 0; ///< HTTP/2: the :status seen
+  std::size_t conn = 0; ///< HTTP/2: its connection
+  std::int32_t stream = -1; ///< HTTP/2: its stream id
+#endif
 };
 
 struct publisher {
-  enum class state : std::uint8_t { idle, connecting, open, closed };
+  enum class state : std::uint8_t { idle, connecting, handshake, open, closed };
   int fd = -1;
   state st = state::idle;
   std::uint32_t id = 0;
@@ -726,6 +887,9 @@ struct publisher {
   std::size_t out_off = 0;
   std::string in;
   bool want_out = false;
+#if SSE_LOADGEN_H2
+  std::unique_ptr<tls_session> tls;
+#endif
 };
 
 class loadgen {
@@ -755,6 +919,32 @@ private:
   void pub_responses(std::size_t k);
   void pub_lost_connection(std::size_t k);
   void publish_due(ns_t now);
+
+  /// Reads what `fd` has into rbuf_; sets rx_kernel_ (the kernel's receive time) and `t`.
+  ssize_t read_stamped(int fd, ns_t& t);
+
+#if SSE_LOADGEN_H2
+  // HTTP/2 subscribers: streams over h2s_
+  void h2_start(std::size_t c);
+  void h2_event(std::size_t c, std::uint32_t events);
+  void h2_open(std::size_t c);
+  bool h2_flush(std::size_t c);
+  void h2_close(std::size_t c);
+  void h2_response(std::size_t i);
+  void connect_all_h2();
+  std::size_t h2_sub(nghttp2_session* ng, std::int32_t stream_id) const;
+  static int h2_on_header(nghttp2_session* ng, nghttp2_frame const* f, std::uint8_t const* name,
+                          std::size_t namelen, std::uint8_t const* value, std::size_t valuelen,
+                          std::uint8_t flags, void* user);
+  static int h2_on_frame(nghttp2_session* ng, nghttp2_frame const* f, void* user);
+  static int h2_on_data(nghttp2_session* ng, std::uint8_t flags, std::int32_t stream_id,
+                        std::uint8_t const* data, std::size_t len, void* user);
+  static int h2_on_close(nghttp2_session* ng, std::int32_t stream_id, std::uint32_t error_code,
+                         void* user);
+  std::vector<h2conn> h2s_;
+  std::size_t h2_opened_ = 0; ///< connections that got as far as HTTP/2
+  ns_t rx_user_ = 0;          ///< when the bytes being parsed were read
+#endif
 
   void poll(int timeout_ms);
   void connect_all();
@@ -900,6 +1090,20 @@ void loadgen::sub_event(std::size_t i, std::uint32_t events) {
       sub_finish(i, subscriber::state::failed);
       return;
     }
+#if SSE_LOADGEN_H2
+    if (sub_eps_[s.ep].u.tls) {
+      s.tls = std::make_unique<tls_session>(std::string_view("\x08http/1.1", 9));
+      std::string out;
+      if (!s.tls->handshake(out) ||
+          send(s.fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
+        sub_finish(i, subscriber::state::failed);
+        return;
+      }
+      s.st = subscriber::state::header;
+      epoll_set(s.fd, tag(kind::sub, i), EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+      return;
+    }
+#endif
     std::string const& request = sub_eps_[s.ep].request;
     ssize_t const w = send(s.fd, request.data(), request.size(), MSG_NOSIGNAL);
     if (w != static_cast<ssize_t>(request.size())) { // a fresh socket takes 100 bytes
@@ -912,6 +1116,40 @@ void loadgen::sub_event(std::size_t i, std::uint32_t events) {
   }
   if (s.st != subscriber::state::header && s.st != subscriber::state::streaming)
     return;
+  ns_t t = 0;
+  ssize_t const n = read_stamped(s.fd, t);
+  if (n > 0) {
+#if SSE_LOADGEN_H2
+    if (s.tls) {
+      std::string out;
+      s.plain.clear();
+      bool ok = s.tls->feed(rbuf_.data(), static_cast<std::size_t>(n), s.plain, out);
+      if (ok && !s.sent_request && s.tls->established()) {
+        std::string const& request = sub_eps_[s.ep].request;
+        s.tls->write(request.data(), request.size(), out);
+        s.sent_request = true;
+      }
+      if (!out.empty() && send(s.fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size()))
+        ok = false;
+      if (!ok) {
+        sub_finish(i, s.st == subscriber::state::header ? subscriber::state::failed : subscriber::state::closed);
+        return;
+      }
+      if (!s.plain.empty()) {
+        std::string plain;
+        plain.swap(s.plain);
+        sub_bytes(i, plain.data(), plain.size(), t);
+      }
+      return;
+    }
+#endif
+    sub_bytes(i, rbuf_.data(), static_cast<std::size_t>(n), t);
+  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+    sub_finish(i, s.st == subscriber::state::header ? subscriber::state::failed : subscriber::state::closed);
+  }
+}
+
+ssize_t loadgen::read_stamped(int fd, ns_t& t) {
   iovec iov{rbuf_.data(), rbuf_.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec)) * 2];
   msghdr msg{};
@@ -919,8 +1157,8 @@ void loadgen::sub_event(std::size_t i, std::uint32_t events) {
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  ssize_t const n = recvmsg(s.fd, &msg, 0);
-  ns_t const t = now_ns();
+  ssize_t const n = recvmsg(fd, &msg, 0);
+  t = now_ns();
   if (n > 0) {
     // The kernel's receive time of the newest bytes read (TCP reports the last segment's).
     rx_kernel_ = t;
@@ -937,10 +1175,8 @@ void loadgen::sub_event(std::size_t i, std::uint32_t events) {
       }
     }
     ++(stamped ? kernel_stamps_ : user_stamps_);
-    sub_bytes(i, rbuf_.data(), static_cast<std::size_t>(n), t);
-  } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-    sub_finish(i, s.st == subscriber::state::header ? subscriber::state::failed : subscriber::state::closed);
   }
+  return n;
 }
 
 void loadgen::sub_bytes(std::size_t i, char const* p, std::size_t n, ns_t t) {
@@ -1050,6 +1286,9 @@ void loadgen::pub_connect(std::size_t k) {
     die("cannot connect a publisher: %s", std::strerror(errno));
   p.st = publisher::state::connecting;
   p.want_out = true;
+#if SSE_LOADGEN_H2
+  p.tls.reset();
+#endif
   p.in.clear();
   p.out.clear();
   p.out_off = 0;
@@ -1103,15 +1342,21 @@ void loadgen::pub_send(std::size_t k) {
   int const hn = std::snprintf(head, sizeof head, "t=%" PRId64 " p=%u s=%" PRId64 " ", t, p.id, p.next_seq);
   std::string body(head, static_cast<std::size_t>(hn));
   body.resize(o_.size, 'x');
-  p.out += "POST ";
+  std::string req = "POST ";
   url const& u = pub_eps_[p.ep].u;
-  p.out += u.path;
-  p.out += " HTTP/1.1\r\nHost: ";
-  p.out += u.authority;
-  p.out += "\r\nContent-Type: text/plain\r\nContent-Length: ";
-  p.out += std::to_string(body.size());
-  p.out += "\r\n\r\n";
-  p.out += body;
+  req += u.path;
+  req += " HTTP/1.1\r\nHost: ";
+  req += u.authority;
+  req += "\r\nContent-Type: text/plain\r\nContent-Length: ";
+  req += std::to_string(body.size());
+  req += "\r\n\r\n";
+  req += body;
+#if SSE_LOADGEN_H2
+  if (p.tls)
+    p.tls->write(req.data(), req.size(), p.out);
+  else
+#endif
+    p.out += req;
   ++p.next_seq;
   ++p.inflight;
   ++total_inflight_;
@@ -1205,10 +1450,18 @@ void loadgen::pub_event(std::size_t k, std::uint32_t events) {
     if (err != 0)
       die("a publisher cannot connect: %s", std::strerror(err));
     p.st = publisher::state::open;
+#if SSE_LOADGEN_H2
+    if (pub_eps_[p.ep].u.tls) {
+      p.tls = std::make_unique<tls_session>(std::string_view("\x08http/1.1", 9));
+      p.st = publisher::state::handshake;
+      if (!p.tls->handshake(p.out))
+        die("a publisher's TLS handshake failed");
+    }
+#endif
     if (!pub_flush(k))
       return;
   }
-  if (p.st != publisher::state::open)
+  if (p.st != publisher::state::open && p.st != publisher::state::handshake)
     return;
   if (events & EPOLLOUT) {
     if (!pub_flush(k))
@@ -1216,6 +1469,27 @@ void loadgen::pub_event(std::size_t k, std::uint32_t events) {
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
     ssize_t const n = read(p.fd, rbuf_.data(), rbuf_.size());
+#if SSE_LOADGEN_H2
+    if (n > 0 && p.tls) {
+      std::string out;
+      if (!p.tls->feed(rbuf_.data(), static_cast<std::size_t>(n), p.in, out)) {
+        if (p.st == publisher::state::handshake)
+          die("a publisher's TLS handshake failed");
+        pub_lost_connection(k);
+        return;
+      }
+      if (p.st == publisher::state::handshake && p.tls->established())
+        p.st = publisher::state::open;
+      if (!out.empty()) {
+        p.out += out;
+        if (!pub_flush(k))
+          return;
+      }
+      if (p.st == publisher::state::open)
+        pub_responses(k);
+      return;
+    }
+#endif
     if (n > 0) {
       p.in.append(rbuf_.data(), static_cast<std::size_t>(n));
       pub_responses(k);
@@ -1271,14 +1545,345 @@ void loadgen::poll(int timeout_ms) {
     auto const idx = static_cast<std::size_t>(evs[e].data.u64 & 0xffffffffu);
     if (k == kind::sub)
       sub_event(idx, evs[e].events);
+#if SSE_LOADGEN_H2
+    else if (k == kind::h2)
+      h2_event(idx, evs[e].events);
+#endif
     else
       pub_event(idx, evs[e].events);
   }
 }
 
+#if SSE_LOADGEN_H2
+// --- HTTP/2 subscribers ---------------------------------------------------------------------
+
+void loadgen::h2_start(std::size_t c) {
+  auto& h = h2s_[c];
+  ns_t const now = now_ns();
+  for (auto i : h.subs) {
+    subs_[i].started = now;
+    subs_[i].st = subscriber::state::connecting;
+    ++pending_connects_;
+  }
+  auto const& ai = sub_eps_[h.ep].ai;
+  h.fd = set_nonblocking_socket(ai);
+  if (h.fd < 0) {
+    std::fprintf(stderr, "sse_loadgen: socket: %s\n", std::strerror(errno));
+    h2_close(c);
+    return;
+  }
+  h.st = h2conn::state::connecting;
+  if (connect(h.fd, ai.ai_addr, ai.ai_addrlen) != 0 && errno != EINPROGRESS) {
+    h2_close(c);
+    return;
+  }
+  epoll_set(h.fd, tag(kind::h2, c), EPOLLOUT, EPOLL_CTL_ADD);
+}
+
+/// Ends the connection: its streams still setting up fail, those streaming close.
+void loadgen::h2_close(std::size_t c) {
+  auto& h = h2s_[c];
+  for (auto i : h.subs) {
+    auto const st = subs_[i].st;
+    if (st == subscriber::state::connecting || st == subscriber::state::header)
+      sub_finish(i, subscriber::state::failed);
+    else if (st == subscriber::state::streaming)
+      sub_finish(i, subscriber::state::closed);
+  }
+  if (h.ng)
+    nghttp2_session_del(h.ng), h.ng = nullptr;
+  if (h.fd >= 0) {
+    epoll_ctl(ep_, EPOLL_CTL_DEL, h.fd, nullptr);
+    close_hard(h.fd);
+    h.fd = -1;
+  }
+  h.tls.reset();
+  h.st = h2conn::state::closed;
+}
+
+bool loadgen::h2_flush(std::size_t c) {
+  auto& h = h2s_[c];
+  if (h.ng) {
+    for (;;) {
+      std::uint8_t const* d = nullptr;
+      ssize_t const n = nghttp2_session_mem_send(h.ng, &d);
+      if (n < 0) {
+        ++protocol_errors_;
+        h2_close(c);
+        return false;
+      }
+      if (n == 0)
+        break;
+      if (h.tls)
+        h.tls->write(reinterpret_cast<char const*>(d), static_cast<std::size_t>(n), h.out);
+      else
+        h.out.append(reinterpret_cast<char const*>(d), static_cast<std::size_t>(n));
+    }
+  }
+  while (h.out_off < h.out.size()) {
+    ssize_t const w = send(h.fd, h.out.data() + h.out_off, h.out.size() - h.out_off, MSG_NOSIGNAL);
+    if (w > 0) {
+      h.out_off += static_cast<std::size_t>(w);
+    } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+      break;
+    } else {
+      h2_close(c);
+      return false;
+    }
+  }
+  if (h.out_off == h.out.size()) {
+    h.out.clear();
+    h.out_off = 0;
+  }
+  bool const want = !h.out.empty();
+  if (want != h.want_out) {
+    h.want_out = want;
+    epoll_set(h.fd, tag(kind::h2, c), EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u), EPOLL_CTL_MOD);
+  }
+  return true;
+}
+
+/// The connection speaks HTTP/2 now (h2c at once, h2 after the TLS handshake): the preface,
+/// SETTINGS and one GET per subscriber.
+void loadgen::h2_open(std::size_t c) {
+  auto& h = h2s_[c];
+  nghttp2_session_callbacks* cb = nullptr;
+  if (nghttp2_session_callbacks_new(&cb) != 0)
+    die("nghttp2_session_callbacks_new failed");
+  nghttp2_session_callbacks_set_on_header_callback(cb, &loadgen::h2_on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &loadgen::h2_on_frame);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &loadgen::h2_on_data);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, &loadgen::h2_on_close);
+  int const r = nghttp2_session_client_new(&h.ng, cb, this);
+  nghttp2_session_callbacks_del(cb);
+  if (r != 0)
+    die("nghttp2_session_client_new failed");
+  // Windows like a browser's, so flow control never holds a stream back here.
+  nghttp2_settings_entry const iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+                                       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20}};
+  nghttp2_submit_settings(h.ng, NGHTTP2_FLAG_NONE, iv, 2);
+  nghttp2_session_set_local_window_size(h.ng, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+  url const& u = sub_eps_[h.ep].u;
+  std::string const scheme = u.tls ? "https" : "http";
+  auto nv = [](char const* name, std::string const& value) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(name)),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())),
+                      std::strlen(name), value.size(), NGHTTP2_NV_FLAG_NONE};
+  };
+  std::string const get = "GET", accept = "text/event-stream", no_cache = "no-cache";
+  nghttp2_nv const headers[] = {nv(":method", get),        nv(":scheme", scheme),
+                                nv(":authority", u.authority), nv(":path", u.path),
+                                nv("accept", accept),     nv("cache-control", no_cache)};
+  for (auto i : h.subs) {
+    auto& s = subs_[i];
+    if (s.st != subscriber::state::connecting)
+      continue; // timed out already
+    std::int32_t const id = nghttp2_submit_request(
+        h.ng, nullptr, headers, sizeof headers / sizeof headers[0], nullptr,
+        reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
+    if (id < 0) {
+      sub_finish(i, subscriber::state::failed);
+      continue;
+    }
+    s.stream = id;
+    s.st = subscriber::state::header;
+  }
+  h.st = h2conn::state::open;
+  ++h2_opened_;
+  h2_flush(c);
+}
+
+void loadgen::h2_event(std::size_t c, std::uint32_t events) {
+  auto& h = h2s_[c];
+  if (h.st == h2conn::state::connecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+      h2_close(c);
+      return;
+    }
+    h.want_out = true;
+    epoll_set(h.fd, tag(kind::h2, c), EPOLLIN | EPOLLRDHUP | EPOLLOUT, EPOLL_CTL_MOD);
+    if (sub_eps_[h.ep].u.tls) {
+      h.tls = std::make_unique<tls_session>(std::string_view("\x02h2", 3));
+      h.st = h2conn::state::handshake;
+      if (!h.tls->handshake(h.out)) {
+        h2_close(c);
+        return;
+      }
+      h2_flush(c);
+    } else {
+      h2_open(c); // h2c by prior knowledge: the preface first thing
+    }
+    return;
+  }
+  if (h.st != h2conn::state::handshake && h.st != h2conn::state::open)
+    return;
+  if ((events & EPOLLOUT) && !h2_flush(c))
+    return;
+  if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    return;
+  ns_t t = 0;
+  ssize_t const n = read_stamped(h.fd, t);
+  if (n <= 0) {
+    if (n == 0 || (errno != EAGAIN && errno != EINTR))
+      h2_close(c);
+    return;
+  }
+  char const* data = rbuf_.data();
+  std::size_t size = static_cast<std::size_t>(n);
+  std::string plain;
+  if (h.tls) {
+    bool const was = h.tls->established();
+    if (!h.tls->feed(data, size, plain, h.out)) {
+      h2_close(c);
+      return;
+    }
+    if (!was && h.tls->established()) {
+      if (h.tls->alpn() != "h2") {
+        std::fprintf(stderr, "sse_loadgen: the server did not choose h2 by ALPN\n");
+        ++protocol_errors_;
+        h2_close(c);
+        return;
+      }
+      h2_open(c);
+      if (h.st != h2conn::state::open)
+        return;
+    }
+    data = plain.data();
+    size = plain.size();
+  }
+  if (h.ng && size > 0) {
+    rx_user_ = t;
+    ssize_t const r = nghttp2_session_mem_recv(h.ng, reinterpret_cast<std::uint8_t const*>(data), size);
+    if (r < 0) {
+      std::fprintf(stderr, "sse_loadgen: HTTP/2: %s\n", nghttp2_strerror(static_cast<int>(r)));
+      ++protocol_errors_;
+      h2_close(c);
+      return;
+    }
+  }
+  if (!h2_flush(c))
+    return;
+  if (h.ng && !nghttp2_session_want_read(h.ng) && !nghttp2_session_want_write(h.ng))
+    h2_close(c); // GOAWAY and nothing left
+}
+
+std::size_t loadgen::h2_sub(nghttp2_session* ng, std::int32_t stream_id) const {
+  void* const d = nghttp2_session_get_stream_user_data(ng, stream_id);
+  auto const v = reinterpret_cast<std::uintptr_t>(d);
+  return v == 0 || v > subs_.size() ? static_cast<std::size_t>(-1) : static_cast<std::size_t>(v - 1);
+}
+
+int loadgen::h2_on_header(nghttp2_session* ng, nghttp2_frame const* f, std::uint8_t const* name,
+                          std::size_t namelen, std::uint8_t const* value, std::size_t valuelen,
+                          std::uint8_t, void* user) {
+  auto& self = *static_cast<loadgen*>(user);
+  if (f->hd.type != NGHTTP2_HEADERS || namelen != 7 || std::memcmp(name, ":status", 7) != 0)
+    return 0;
+  std::size_t const i = self.h2_sub(ng, f->hd.stream_id);
+  if (i < self.subs_.size())
+    self.subs_[i].status = std::atoi(std::string(reinterpret_cast<char const*>(value), valuelen).c_str());
+  return 0;
+}
+
+int loadgen::h2_on_frame(nghttp2_session* ng, nghttp2_frame const* f, void* user) {
+  auto& self = *static_cast<loadgen*>(user);
+  if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE &&
+      (f->hd.flags & NGHTTP2_FLAG_END_HEADERS)) {
+    std::size_t const i = self.h2_sub(ng, f->hd.stream_id);
+    if (i < self.subs_.size())
+      self.h2_response(i);
+  }
+  return 0;
+}
+
+void loadgen::h2_response(std::size_t i) {
+  auto& s = subs_[i];
+  if (s.st != subscriber::state::header)
+    return;
+  if (s.status != 200) {
+    ++refused_status_;
+    last_bad_status_ = s.status;
+    sub_finish(i, subscriber::state::failed);
+    return;
+  }
+  s.established = rx_user_;
+  s.before_publishing = !publishing_;
+  --pending_connects_;
+  ++established_;
+  ++ep_established_[s.ep];
+  s.st = subscriber::state::streaming;
+}
+
+int loadgen::h2_on_data(nghttp2_session* ng, std::uint8_t, std::int32_t stream_id,
+                        std::uint8_t const* data, std::size_t len, void* user) {
+  auto& self = *static_cast<loadgen*>(user);
+  std::size_t const i = self.h2_sub(ng, stream_id);
+  if (i >= self.subs_.size() || self.subs_[i].st != subscriber::state::streaming)
+    return 0;
+  auto& s = self.subs_[i];
+  ns_t const t = self.rx_user_;
+  s.events.feed(reinterpret_cast<char const*>(data), len,
+                [&](std::string_view d) { self.on_event(i, d, t); });
+  if (s.events.too_long) {
+    ++self.protocol_errors_;
+    self.sub_finish(i, subscriber::state::closed);
+  }
+  return 0;
+}
+
+int loadgen::h2_on_close(nghttp2_session* ng, std::int32_t stream_id, std::uint32_t, void* user) {
+  auto& self = *static_cast<loadgen*>(user);
+  std::size_t const i = self.h2_sub(ng, stream_id);
+  if (i >= self.subs_.size())
+    return 0;
+  auto const st = self.subs_[i].st;
+  if (st == subscriber::state::header || st == subscriber::state::connecting)
+    self.sub_finish(i, subscriber::state::failed);
+  else if (st == subscriber::state::streaming)
+    self.sub_finish(i, subscriber::state::closed);
+  return 0;
+}
+
+void loadgen::connect_all_h2() {
+  ns_t const t0 = now_ns();
+  ns_t const timeout = seconds_to_ns(o_.connect_timeout);
+  std::size_t next = 0;
+  ns_t last_check = t0, last_progress_print = t0;
+  while (next < h2s_.size() || pending_connects_ > 0) {
+    while (pending_connects_ < o_.connect_batch && next < h2s_.size())
+      h2_start(next++);
+    poll(5);
+    ns_t const now = now_ns();
+    if (now - last_check > 100 * 1000000LL) {
+      last_check = now;
+      for (std::size_t i = 0; i < subs_.size(); ++i) {
+        auto const st = subs_[i].st;
+        if ((st == subscriber::state::connecting || st == subscriber::state::header) &&
+            now - subs_[i].started > timeout)
+          sub_finish(i, subscriber::state::failed);
+      }
+    }
+    if (!o_.json && now - last_progress_print > 2 * ns_per_s) {
+      last_progress_print = now;
+      std::fprintf(stderr, "sse_loadgen: %zu/%zu streams open, %zu failed\n", established_, subs_.size(), failed_);
+    }
+  }
+  connect_seconds_ = static_cast<double>(now_ns() - t0) / 1e9;
+}
+#endif
+
 // --- phases ---------------------------------------------------------------------------------
 
 void loadgen::connect_all() {
+#if SSE_LOADGEN_H2
+  if (o_.h2) {
+    connect_all_h2();
+    return;
+  }
+#endif
   ns_t const t0 = now_ns();
   ns_t const timeout = seconds_to_ns(o_.connect_timeout);
   std::size_t next = 0;
@@ -1442,6 +2047,18 @@ int loadgen::run() {
   ep_lost_.assign(sub_eps_.size(), 0);
   for (std::size_t i = 0; i < subs_.size(); ++i)
     subs_[i].ep = i % sub_eps_.size();
+#if SSE_LOADGEN_H2
+  if (o_.h2) { // stream i on connection i % conns; connection c on URL c % URLs
+    h2s_.resize(o_.conns);
+    for (std::size_t c = 0; c < h2s_.size(); ++c)
+      h2s_[c].ep = c % sub_eps_.size();
+    for (std::size_t i = 0; i < subs_.size(); ++i) {
+      subs_[i].conn = i % h2s_.size();
+      subs_[i].ep = h2s_[subs_[i].conn].ep;
+      h2s_[subs_[i].conn].subs.push_back(i);
+    }
+  }
+#endif
   // Spread the stalled subscribers evenly: subscriber i stalls when floor((i+1)F) > floor(iF).
   for (std::size_t i = 0; i < subs_.size(); ++i)
     subs_[i].stall = std::floor(static_cast<double>(i + 1) * o_.stall_fraction) >
@@ -1489,6 +2106,14 @@ int loadgen::run() {
   for (auto& p : pubs_)
     if (p.fd >= 0)
       close_hard(p.fd), p.fd = -1;
+#if SSE_LOADGEN_H2
+  for (auto& h : h2s_) {
+    if (h.ng)
+      nghttp2_session_del(h.ng), h.ng = nullptr;
+    if (h.fd >= 0)
+      close_hard(h.fd), h.fd = -1;
+  }
+#endif
   close(ep_);
   return 0;
 }
@@ -1547,6 +2172,15 @@ void loadgen::report() {
                     us(ep_latency_[e].quantile(0.99)), us(ep_latency_[e].max()));
       std::printf("],");
     }
+    std::size_t connections = established_;
+    char const* protocol = "h1";
+    bool tls = !sub_eps_.empty() && sub_eps_.front().u.tls;
+#if SSE_LOADGEN_H2
+    if (o_.h2)
+      connections = h2_opened_, protocol = "h2";
+#endif
+    std::printf("\"protocol\":\"%s\",\"tls\":%s,\"connections\":%zu,", protocol, tls ? "true" : "false",
+                connections);
     std::printf("\"server_pids\":[");
     for (std::size_t k = 0; k < o_.server_pids.size(); ++k)
       std::printf("%s%ld", k ? "," : "", o_.server_pids[k]);

@@ -252,13 +252,16 @@ if (starved.length) {
       `under similar waits are more trustworthy than absolute numbers. The "waited" columns show each run's share.`,
   );
 }
-// bench/redis.sh's section ("Scale-out through Redis") is its own: kept as it is in OUT.
+// The sections of bench/redis.sh ("Scale-out through Redis") and bench/h2.sh ("HTTP/2 and
+// HTTPS") are their own: kept as they are in OUT.
 if (fs.existsSync(out)) {
   const old = fs.readFileSync(out, "utf8");
-  const start = old.indexOf("\n## Scale-out through Redis\n");
-  if (start >= 0) {
-    const next = old.indexOf("\n## ", start + 2);
-    md.push(...old.slice(start + 1, next >= 0 ? next + 1 : old.length).replace(/\n+$/, "").split("\n"), "");
+  for (const title of ["Scale-out through Redis", "HTTP/2 and HTTPS"]) {
+    const start = old.indexOf(`\n## ${title}\n`);
+    if (start >= 0) {
+      const next = old.indexOf("\n## ", start + 2);
+      md.push(...old.slice(start + 1, next >= 0 ? next + 1 : old.length).replace(/\n+$/, "").split("\n"), "");
+    }
   }
 }
 line("## Odd things in this run");

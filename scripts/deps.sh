@@ -53,8 +53,8 @@ SSE_TEST_PACKAGES+=(libclang-rt-14-dev python3)
 # each test starts itself. Not build packages: the core builds without them.
 SSE_TEST_PACKAGES+=(libhiredis-dev redis-server)
 # The optional sse::tls and sse::http2 components (HTTPS, HTTP/2): built when OpenSSL and nghttp2
-# are found; tests/h2_smoke.sh makes its certificate with openssl and checks multiplexing with
-# nghttp (nghttp2-client). Not build packages either.
+# are found; tests/h2_smoke.sh and bench/h2.sh make their certificates with openssl, and the
+# smoke checks multiplexing with nghttp (nghttp2-client). Not build packages either.
 SSE_TEST_PACKAGES+=(libssl-dev libnghttp2-dev openssl nghttp2-client)
 # libFuzzer is in libclang-rt-14-dev too.
 SSE_FUZZ_PACKAGES=(clang libclang-rt-14-dev)

@@ -10,38 +10,15 @@
 /// as it likes over one connection, past HTTP/1.1's six connections per host.
 
 #include <sse/detail/http2_session.hpp>
+#include <sse/http2_options.hpp>
 #include <sse/server.hpp>
 #include <sse/tls.hpp>
 
-#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string_view>
 
 namespace sse::http2 {
-
-/// HTTP/2's settings and abuse limits. A client past a limit gets GOAWAY with
-/// ENHANCE_YOUR_CALM and its connection closes; everyone else is served as before.
-struct options {
-  /// Streams a client may have open at once on one connection (SETTINGS_MAX_CONCURRENT_STREAMS);
-  /// one more is refused (RST_STREAM REFUSED_STREAM).
-  std::uint32_t max_concurrent_streams = 100;
-  /// The window for each request body (SETTINGS_INITIAL_WINDOW_SIZE).
-  std::uint32_t initial_window_size = 65535;
-  /// Streams a client may reset: `reset_burst` at once, `reset_rate` more per second ("rapid
-  /// reset", CVE-2023-44487).
-  std::uint32_t reset_burst = 400;
-  std::uint32_t reset_rate = 50;
-  /// PING, SETTINGS, PRIORITY and empty DATA frames a client may send: `control_burst` at
-  /// once, `control_rate` more per second (the floods of CVE-2019-9512, -9515, -9518).
-  std::uint32_t control_burst = 200;
-  std::uint32_t control_rate = 20;
-  /// CONTINUATION frames after one HEADERS (CVE-2024-27316 and its kin).
-  std::size_t max_continuations = 8;
-  /// Frames (SETTINGS and PING acknowledgements, RST_STREAM) queued for a client that does
-  /// not read them.
-  std::size_t max_outbound_ack = 1000;
-};
 
 /// Makes `srv` speak HTTP/2 too: h2c by prior knowledge on a cleartext server; "h2" by ALPN
 /// once `sse::tls::enable(srv, ...)` is called too, in either order. HTTP/1.1 is served as
@@ -54,21 +31,12 @@ inline void enable(server& srv, options o = {}) {
   if (o.initial_window_size > 0x7fffffffu)
     throw std::invalid_argument("sse::http2: initial_window_size is at most 2^31-1");
   auto& hooks = srv.protocols();
-  sse::detail::h2_limits l;
-  l.max_concurrent_streams = o.max_concurrent_streams;
-  l.initial_window_size = o.initial_window_size;
-  l.reset_burst = o.reset_burst;
-  l.reset_rate = o.reset_rate;
-  l.control_burst = o.control_burst;
-  l.control_rate = o.control_rate;
-  l.max_continuations = o.max_continuations;
-  l.max_outbound_ack = o.max_outbound_ack;
-  hooks.h2c = [l](sse::detail::worker& w, asio::ip::tcp::socket&& s, std::string_view initial) {
+  hooks.h2c = [l = o](sse::detail::worker& w, asio::ip::tcp::socket&& s, std::string_view initial) {
     auto c = std::make_shared<sse::detail::h2_session<asio::ip::tcp::socket>>(w, std::move(s), l);
     w.link(c.get(), false);
     c->start(initial);
   };
-  hooks.h2_over_tls = [l](sse::detail::worker& w, void* stream) {
+  hooks.h2_over_tls = [l = o](sse::detail::worker& w, void* stream) {
     auto& tls = *static_cast<sse::detail::tls_stream*>(stream);
     auto c = std::make_shared<sse::detail::h2_session<sse::detail::tls_stream>>(w, std::move(tls), l);
     w.link(c.get(), false);

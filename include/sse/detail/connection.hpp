@@ -85,6 +85,31 @@ inline bool claim_queue(subscriber_state<frame>& q, std::shared_ptr<close_runner
   return true;
 }
 
+/// A stream response's source, claimed for the connection about to write it. Misuse (an
+/// `event_stream` another response already writes, a subscription that has ended) goes to
+/// the worker's log and gives a null queue: the caller answers 500 and leaves the source alone.
+template <class Worker>
+std::pair<std::shared_ptr<sse::subscription>, std::shared_ptr<subscriber_state<frame>>>
+take_stream_source(response& res, sse::request const& req, Worker& w) {
+  std::shared_ptr<sse::subscription> sub;
+  std::shared_ptr<subscriber_state<frame>> queue;
+  auto& src = res.source();
+  if (auto* s = std::get_if<std::shared_ptr<sse::subscription>>(&src)) {
+    sub = std::move(*s);
+    if (sub)
+      queue = sub->state();
+  } else {
+    queue = std::get<event_stream>(src).state();
+  }
+  if (queue && claim_queue(*queue, w.closes))
+    return {std::move(sub), std::move(queue)};
+  w.report("the handler of " + req.method() + " " + req.path() +
+           (queue ? " returned an sse::event_stream that already serves another response "
+                    "(make one per request)"
+                  : " returned a subscription that has already ended"));
+  return {};
+}
+
 /// One request waiting for its asynchronous handler: what the handler's responder completes.
 /// Shared by the connection and the responder, so the request outlives neither.
 class async_exchange final : public pending_answer,
@@ -624,23 +649,8 @@ private:
 
   // --- streams ----------------------------------------------------------------------------
   void start_stream(response& res, sse::request const& req) {
-    std::shared_ptr<sse::subscription> sub;
-    std::shared_ptr<subscriber_state<frame>> queue;
-    auto& src = res.source();
-    if (auto* s = std::get_if<std::shared_ptr<sse::subscription>>(&src)) {
-      sub = std::move(*s);
-      if (sub)
-        queue = sub->state();
-    } else {
-      queue = std::get<event_stream>(src).state();
-    }
-    if (!queue || !claim(*queue)) {
-      // Misuse, not the client's fault: answer 500 and leave the source alone (another
-      // connection may be writing it).
-      w_.report("the handler of " + req.method() + " " + req.path() +
-                (queue ? " returned an sse::event_stream that already serves another response "
-                         "(make one per request)"
-                       : " returned a subscription that has already ended"));
+    auto [sub, queue] = take_stream_source(res, req, w_);
+    if (!queue) { // misuse, not the client's fault (reported)
       respond(response::text(500, "internal server error\n"), false);
       return;
     }
@@ -697,8 +707,6 @@ private:
     watch_input();
     pump();
   }
-
-  bool claim(subscriber_state<frame>& q) { return claim_queue(q, w_.closes); }
 
 public:
   /// Drain: at `at`, write what is queued then, a `retry:` hint, and end the stream. False if

@@ -10,6 +10,7 @@
 #include <sse/detail/subscriber_state.hpp>
 #include <sse/detail/worker.hpp>
 #include <sse/frame.hpp>
+#include <sse/http2_options.hpp>
 #include <sse/http.hpp>
 #include <sse/responder.hpp>
 
@@ -36,17 +37,7 @@
 
 namespace sse::detail {
 
-/// The HTTP/2 settings and abuse limits (see `sse::http2::options`).
-struct h2_limits {
-  std::uint32_t max_concurrent_streams = 100;
-  std::uint32_t initial_window_size = 65535;
-  std::uint32_t reset_burst = 400;
-  std::uint32_t reset_rate = 50;
-  std::uint32_t control_burst = 200;
-  std::uint32_t control_rate = 20;
-  std::size_t max_continuations = 8;
-  std::size_t max_outbound_ack = 1000;
-};
+using h2_limits = sse::http2::options;
 
 /// A token bucket: `burst` at once, `rate` more per second.
 class token_bucket {
@@ -723,21 +714,8 @@ private:
   }
 
   void start_stream(stream_state& st, response& res, sse::request const& req) {
-    std::shared_ptr<sse::subscription> sub;
-    std::shared_ptr<subscriber_state<frame>> queue;
-    auto& src = res.source();
-    if (auto* s = std::get_if<std::shared_ptr<sse::subscription>>(&src)) {
-      sub = std::move(*s);
-      if (sub)
-        queue = sub->state();
-    } else {
-      queue = std::get<event_stream>(src).state();
-    }
-    if (!queue || !claim_queue(*queue, w_.closes)) {
-      w_.report("the handler of " + req.method() + " " + req.path() +
-                (queue ? " returned an sse::event_stream that already serves another response "
-                         "(make one per request)"
-                       : " returned a subscription that has already ended"));
+    auto [sub, queue] = take_stream_source(res, req, w_);
+    if (!queue) {
       submit(st, response::text(500, "internal server error\n"));
       return;
     }
