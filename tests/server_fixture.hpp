@@ -12,6 +12,11 @@
 #include <sse/server_options.hpp>
 #include <sse/stream.hpp>
 
+#ifdef SSE_TEST_TLS
+#include "tls_client.hpp"
+#include <sse/tls.hpp>
+#endif
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -83,6 +88,15 @@ struct error_log {
   }
 };
 
+#ifdef SSE_TEST_TLS
+/// HTTPS with the process's self-signed certificate (tls_client.hpp).
+inline void enable_test_tls(sse::server& srv, sse::tls::options o = {}) {
+  o.cert_chain_file = self_signed().cert;
+  o.private_key_file = self_signed().key;
+  sse::tls::enable(srv, std::move(o));
+}
+#endif
+
 inline sse::server_options test_options() {
   sse::server_options o;
   o.stop_timeout = 2000ms;
@@ -95,7 +109,11 @@ struct test_server {
   stream_slot generated; ///< streams made by GET /gen and GET /gen-big
   sse::server srv;
 
-  explicit test_server(sse::server_options o = test_options()) : srv(std::move(o)) {
+  /// `before_start` may add routes or protocols (sse::http2::enable) before the server starts.
+  /// Built with SSE_TEST_TLS, the server speaks HTTPS with the test certificate.
+  explicit test_server(sse::server_options o = test_options(),
+                       std::function<void(test_server&)> const& before_start = {})
+      : srv(std::move(o)) {
     srv.route("GET", "/ping", [](sse::request&) { return sse::response::text(200, "pong\n"); });
     srv.route("GET", "/n/{id}", [](sse::request& r) {
       return sse::response::text(200, std::string(r.param("id").value_or("")));
@@ -138,6 +156,11 @@ struct test_server {
       generated.put(s);
       return sse::response::stream(s);
     });
+#ifdef SSE_TEST_TLS
+    enable_test_tls(srv);
+#endif
+    if (before_start)
+      before_start(*this);
     srv.start();
   }
 

@@ -5,6 +5,13 @@
 
 #include "event_stream_parser.hpp"
 
+// Built with SSE_TEST_TLS, `client` speaks TLS (ALPN http/1.1) over its socket: the same
+// HTTP/1.1 tests then run over HTTPS (test_server_tls).
+#ifdef SSE_TEST_TLS
+#include "tls_client.hpp"
+#include <memory>
+#endif
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -74,6 +81,12 @@ public:
       throw std::system_error(e, std::generic_category(), "connect");
     }
     ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL, 0) | O_NONBLOCK);
+#ifdef SSE_TEST_TLS
+    // A handshake the server refuses (or never answers) reads as a reset connection.
+    tls_ = std::make_unique<tls_conn>(fd_, std::string_view("\x08http/1.1", 9), 3000ms);
+    if (!tls_->ok())
+      reset_ = true;
+#endif
   }
   client(client const&) = delete;
   client& operator=(client const&) = delete;
@@ -83,6 +96,27 @@ public:
   bool send(std::string_view bytes, ms timeout = 3000ms) {
     auto const deadline = steady::now() + timeout;
     while (!bytes.empty()) {
+#ifdef SSE_TEST_TLS
+      if (reset_) {
+        send_failed_ = true;
+        return false;
+      }
+      long const t = tls_->write(bytes.data(), bytes.size());
+      if (t > 0) {
+        bytes.remove_prefix(static_cast<std::size_t>(t));
+        sent_ += static_cast<std::size_t>(t);
+        continue;
+      }
+      if (t == tls_conn::would_block) {
+        pollfd p{fd_, tls_->wants(), 0};
+        auto const left = remaining(deadline);
+        if (left.count() == 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
+          return false; // timed out
+        continue;
+      }
+      send_failed_ = true;
+      return false;
+#endif
       ssize_t const n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
       if (n > 0) {
         bytes.remove_prefix(static_cast<std::size_t>(n));
@@ -110,6 +144,9 @@ public:
       return io_result::eof;
     if (reset_)
       return io_result::reset;
+#ifdef SSE_TEST_TLS
+    return tls_read_some(timeout);
+#endif
     pollfd p{fd_, POLLIN, 0};
     int const r = ::poll(&p, 1, static_cast<int>(timeout.count()));
     if (r <= 0)
@@ -168,8 +205,14 @@ public:
     return !closed() && buf_.size() == before;
   }
 
-  /// Sends FIN but keeps reading.
-  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+  /// Sends FIN (over TLS: close_notify first) but keeps reading.
+  void shutdown_write() {
+#ifdef SSE_TEST_TLS
+    if (tls_ && !reset_)
+      tls_->shutdown();
+#endif
+    ::shutdown(fd_, SHUT_WR);
+  }
 
   /// Aborts the connection with an RST (SO_LINGER 0, then close).
   void reset() {
@@ -181,12 +224,17 @@ public:
   }
 
   void close() {
+#ifdef SSE_TEST_TLS
+    tls_.reset();
+#endif
     if (fd_ >= 0)
       ::close(fd_);
     fd_ = -1;
   }
 
   bool closed() const { return eof_ || reset_; }
+  /// The socket (non-blocking), e.g. for a TLS session over it.
+  int fd() const { return fd_; }
   bool got_eof() const { return eof_; }
   bool got_reset() const { return reset_; }
   bool send_failed() const { return send_failed_; }
@@ -195,6 +243,31 @@ public:
   std::string& buffer() { return buf_; }
 
 private:
+#ifdef SSE_TEST_TLS
+  io_result tls_read_some(ms timeout) {
+    if (!tls_->pending()) {
+      pollfd p{fd_, tls_->wants() == POLLOUT ? short(POLLIN | POLLOUT) : short(POLLIN), 0};
+      if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
+        return io_result::timeout;
+    }
+    char chunk[64 * 1024];
+    long const n = tls_->read(chunk, sizeof chunk);
+    if (n > 0) {
+      buf_.append(chunk, static_cast<std::size_t>(n));
+      received_ += static_cast<std::size_t>(n);
+      return io_result::data;
+    }
+    if (n == 0) {
+      eof_ = true;
+      return io_result::eof;
+    }
+    if (n == tls_conn::would_block)
+      return io_result::timeout;
+    reset_ = true;
+    return io_result::reset;
+  }
+  std::unique_ptr<tls_conn> tls_;
+#endif
   int fd_ = -1;
   std::string buf_;
   bool eof_ = false;
