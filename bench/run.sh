@@ -116,8 +116,11 @@ start_server() { # NAME LOG [THREADS] [CPUS]
     NGINX_DIR=$(mktemp -d /tmp/sse-bench-nchan.XXXXXX)
     sed -e "s|@DIR@|$NGINX_DIR|g" -e "s|@PORT@|$port|g" -e "s|@NCHAN_MODULE@|$nchan_module|g" \
       bench/nchan.conf.in >"$NGINX_DIR/nginx.conf"
-    mkdir "$NGINX_DIR/html" # the page chat serves at /, for the fairness probe
+    # The page chat serves at /, for the fairness probe. nginx's worker runs as nobody: it must
+    # get through the mktemp directory (0700) to the file.
+    mkdir "$NGINX_DIR/html"
     cp examples/chat/page.html "$NGINX_DIR/html/index.html"
+    chmod 711 "$NGINX_DIR" && chmod 755 "$NGINX_DIR/html" && chmod 644 "$NGINX_DIR/html/index.html"
     taskset -c "$cpus" nginx -p "$NGINX_DIR" -c "$NGINX_DIR/nginx.conf" -e "$NGINX_DIR/error.log" >"$log" 2>&1 &
     SERVER_PID=$! MEASURE_PID=""
     for _ in $(seq 200); do
