@@ -2171,7 +2171,7 @@ void loadgen::drain() {
   for (;;) {
     poll(20);
     ns_t const now = now_ns();
-    if (total_inflight_ == 0 && all_delivered())
+    if (total_inflight_ == 0 && all_delivered() && !probe_.inflight) // the probe's last answer too
       break;
     if (in_order_ != last_count || total_inflight_ != last_inflight) {
       last_count = in_order_;
