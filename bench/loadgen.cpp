@@ -185,8 +185,8 @@ void usage(FILE* f) {
       "  --probe-path PATH     while publishing, GET PATH on the first --sub-url's server over one\n"
       "                        keep-alive connection, one request at a time, and time the answers\n"
       "                        (an unrelated request's latency under the fan-out load)\n"
-      "  --probe-interval-ms M a probe request every M ms, or as soon as the previous one is\n"
-      "                        answered if that is later (10)\n"
+      "  --probe-interval-ms M a probe request due every M ms (10); one waiting for a late answer\n"
+      "                        goes as soon as it comes, and its latency from due counts the wait\n"
 #if SSE_LOADGEN_H2
       "  --h2                  subscribers are HTTP/2 streams: h2 by ALPN for https:// URLs,\n"
       "                        h2c by prior knowledge for http:// (publishers stay HTTP/1.1)\n"
@@ -954,7 +954,8 @@ struct probe_conn {
   bool open = false;     ///< connected
   bool inflight = false; ///< a GET is waiting for its answer
   ns_t sent = 0;         ///< when that GET was written
-  ns_t next = 0;         ///< when the next one is due
+  ns_t due = 0;          ///< when it was due (sent is later if the previous answer was late)
+  ns_t next = 0;         ///< when the next one is due: one every interval, whatever happens
   std::string in;
 };
 
@@ -1036,6 +1037,9 @@ private:
   endpoint probe_ep_;
   probe_conn probe_;
   histogram probe_latency_; ///< GET written -> the kernel queued the answer's last bytes
+  /// GET due -> its answer: also counts the wait behind a slow previous answer, as a client
+  /// arriving on time would see it (the probes a stall holds back are sent late, not skipped).
+  histogram probe_due_latency_;
   /// Probes sent in the measured window; of those: answered (any status), answered 2xx, never
   /// answered (still waiting at the end, or their connection closed first).
   std::uint64_t probe_sent_ = 0, probe_answered_ = 0, probe_ok_ = 0, probe_unanswered_ = 0;
@@ -1591,7 +1595,9 @@ void loadgen::publish_due(ns_t now) {
 
 void loadgen::probe_connect() {
   auto& q = probe_;
+  ns_t const next = q.next; // the schedule goes on over a reconnection
   q = probe_conn{};
+  q.next = next;
   auto const& ai = probe_ep_.ai;
   q.fd = set_nonblocking_socket(ai); // SO_TIMESTAMPNS too: the answers are timed like events
   if (q.fd < 0)
@@ -1615,8 +1621,8 @@ void loadgen::probe_lost_connection() {
   }
 }
 
-/// Sends the next GET when it is due and the previous one has been answered: one at a time, so
-/// a slow answer delays the next probe rather than queueing probes behind it.
+/// Sends the next GET when it is due and the previous one has been answered: one at a time, on
+/// a fixed schedule; after a slow answer the overdue ones go out one after the other.
 void loadgen::probe_due(ns_t now) {
   auto& q = probe_;
   if (o_.probe_path.empty() || !q.open || q.inflight || now < q.next || now >= m_end_)
@@ -1628,7 +1634,8 @@ void loadgen::probe_due(ns_t now) {
   }
   q.inflight = true;
   q.sent = now;
-  q.next = now + static_cast<ns_t>(o_.probe_interval_ms * 1e6);
+  q.due = q.next;
+  q.next += static_cast<ns_t>(o_.probe_interval_ms * 1e6);
   if (now >= m_start_)
     ++probe_sent_;
 }
@@ -1681,6 +1688,7 @@ void loadgen::probe_event(std::uint32_t events) {
   q.inflight = false;
   if (q.sent >= m_start_ && q.sent < m_end_) {
     probe_latency_.add(rx_kernel_ - q.sent); // the receive time of the answer's last bytes
+    probe_due_latency_.add(rx_kernel_ - q.due);
     ++probe_answered_;
     probe_ok_ += h.status >= 200 && h.status < 300;
   }
@@ -2369,11 +2377,13 @@ void loadgen::report() {
       std::printf("\"probe\":{\"path\":\"%s\",\"interval_ms\":%g,\"expected\":%.0f,\"sent\":%" PRIu64
                   ",\"answered\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"unanswered\":%" PRIu64
                   ",\"reconnects\":%" PRIu64 ",\"last_status\":%d,\"body_bytes\":%" PRIu64
-                  ",\"latency_us\":{\"samples\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}},",
+                  ",\"latency_us\":{\"samples\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}"
+                  ",\"from_due_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}},",
                   o_.probe_path.c_str(), o_.probe_interval_ms, secs * 1000 / o_.probe_interval_ms, probe_sent_,
                   probe_answered_, probe_ok_, probe_unanswered_, probe_reconnects_, probe_last_status_,
                   probe_body_bytes_, probe_latency_.count(), us(probe_latency_.quantile(0.5)),
-                  us(probe_latency_.quantile(0.99)), us(probe_latency_.max()));
+                  us(probe_latency_.quantile(0.99)), us(probe_latency_.max()), us(probe_due_latency_.quantile(0.5)),
+                  us(probe_due_latency_.quantile(0.99)), us(probe_due_latency_.max()));
     std::printf("\"server_pids\":[");
     for (std::size_t k = 0; k < o_.server_pids.size(); ++k)
       std::printf("%s%ld", k ? "," : "", o_.server_pids[k]);
@@ -2404,10 +2414,12 @@ void loadgen::report() {
                 lost_, expected_, gaps_, out_of_order_, foreign_events_);
   }
   if (!o_.probe_path.empty())
-    std::printf("probe GET %s  p50 %.1f us, p99 %.1f us, max %.1f us; %" PRIu64 " sent (%.0f due), %" PRIu64
+    std::printf("probe GET %s  p50 %.1f us, p99 %.1f us, max %.1f us (from due: p99 %.1f us); %" PRIu64
+                " sent (%.0f due), %" PRIu64
                 " answered (%" PRIu64 " 2xx, last %d, %" PRIu64 " body bytes), %" PRIu64 " unanswered\n",
                 o_.probe_path.c_str(), us(probe_latency_.quantile(0.5)), us(probe_latency_.quantile(0.99)),
-                us(probe_latency_.max()), probe_sent_, secs * 1000 / o_.probe_interval_ms, probe_answered_,
+                us(probe_latency_.max()), us(probe_due_latency_.quantile(0.99)), probe_sent_,
+                secs * 1000 / o_.probe_interval_ms, probe_answered_,
                 probe_ok_, probe_last_status_, probe_body_bytes_, probe_unanswered_);
   if (sub_eps_.size() > 1 && !o_.idle)
     for (std::size_t e = 0; e < sub_eps_.size(); ++e)
