@@ -452,6 +452,8 @@ line("```sh");
 line("bench/run.sh            # everything, writes docs/benchmarks.md" + (meta.quick ? "" : ` (${Math.round(meta.wall_seconds / 60)} minutes here)`));
 line("bench/run.sh --quick    # smoke run: tiny counts, 1 s each, written under build/bench/results/");
 line("BENCH_DURATION=30 BENCH_WARMUP=5 BENCH_SERVERS='sse floor' bench/run.sh");
+line("BENCH_SCENARIOS='s' BENCH_SERVERS='sse nchan' BENCH_DURATION=4 bench/run.sh   # one scenario (report under build/bench/results/)");
+line("SSE_MICRO_SAMPLE_SECONDS=2 taskset -c 0,1 build/bench/bench/sse_micro --benchmark_filter='^BM_(concurrent|subscribe)_'");
 line("```");
 line();
 line("Raw JSON of every run: `build/bench/results/<date>/` (not committed). The servers: the chat");

@@ -18,7 +18,8 @@
 #   BENCH_SERVERS="sse nchan better-sse floor"         BENCH_OUT=docs/benchmarks.md
 #   BENCH_BUILD_DIR=build/bench                        BENCH_MICRO=1    run sse_micro too
 #   BENCH_B_ROUNDS=3    alternating rounds of (b); the median p99 per server is reported
-#   BENCH_SCENARIOS="a s b c d"   which scenarios to run (the report leaves the others out)
+#   BENCH_SCENARIOS="a s b c d"   which scenarios to run (the report leaves the others out; a
+#                                 subset's report goes under build/bench/results, as --quick's)
 #   BENCH_PROBE_INTERVAL_MS=10    the fairness probe's interval
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,7 +76,12 @@ results=$root/$build/results/$stamp
 [ $quick = 1 ] && results=$root/$build/results/quick-$stamp
 mkdir -p "$results/logs"
 ln -sfn "$results" "$root/$build/results/latest"
-if [ $quick = 1 ]; then out=${BENCH_OUT:-$results/benchmarks.md}; else out=${BENCH_OUT:-docs/benchmarks.md}; fi
+# docs/benchmarks.md only from a whole run: a smoke run or a subset would replace its sections.
+if [ $quick = 1 ] || [ "${scenarios[*]}" != "a s b c d" ]; then
+  out=${BENCH_OUT:-$results/benchmarks.md}
+else
+  out=${BENCH_OUT:-docs/benchmarks.md}
+fi
 
 # --- servers ----------------------------------------------------------------------------------
 SERVER_PID="" MEASURE_PID="" BASE_URL="" NGINX_DIR=""
