@@ -124,9 +124,16 @@ public:
   /// Bytes of an unterminated line still buffered (e.g. a stream cut mid-line).
   std::string_view partial_line() const noexcept { return line_; }
 
-  /// Everything buffered for the line and the event not yet dispatched, in bytes.
+  /// Bytes held for this connection: the partial line, the data, type and id buffers. At
+  /// most 3 * max_line_bytes + max_data_bytes + 1, whatever the stream.
   std::size_t buffered_bytes() const noexcept {
     return line_.size() + data_.size() + type_.size() + id_buffer_.size();
+  }
+
+  /// True between events: the last line was blank (or none came yet) and no line is partly
+  /// received, so whatever follows starts a new event. A stream that ends here lost nothing.
+  bool between_events() const noexcept {
+    return last_line_blank_ && line_.empty() && (bom_done_ || bom_seen_ == 0);
   }
 
   /// The limits this parser enforces.
@@ -145,6 +152,7 @@ public:
     bom_seen_ = 0;
     bom_done_ = false;
     after_cr_ = false;
+    last_line_blank_ = true;
     busy_ = false;
   }
 
@@ -225,6 +233,7 @@ private:
 
   template <class OnEvent, class OnComment>
   void line(std::string_view l, OnEvent& on_event, OnComment& on_comment) {
+    last_line_blank_ = l.empty();
     if (l.empty())
       return dispatch(on_event);
     if (l.front() == ':')
@@ -301,6 +310,7 @@ private:
   std::size_t bom_seen_ = 0; // BOM bytes matched so far at the start
   bool bom_done_ = false;
   bool after_cr_ = false; // the last feed ended in CR: a leading LF completes its CRLF
+  bool last_line_blank_ = true;
   bool busy_ = false;     // in feed, or failed in it
 };
 
