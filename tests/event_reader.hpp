@@ -52,8 +52,7 @@ inline std::string as_client_sees(std::string_view data) {
   for (std::size_t i = 0; i < data.size(); ++i) {
     if (data[i] == '\r') {
       out.push_back('\n');
-      if (i + 1 < data.size() && data[i + 1] == '\n')
-        ++i;
+      if (i + 1 < data.size() && data[i + 1] == '\n') ++i;
     } else {
       out.push_back(data[i]);
     }

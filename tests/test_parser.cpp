@@ -97,8 +97,7 @@ outcome parsed(std::string_view bytes, sse::parser_limits const& limits = {}) {
   std::vector<std::size_t> every;
   for (std::size_t i = 0; i <= bytes.size(); ++i) {
     same({i});
-    if (i > 0 && i < bytes.size())
-      every.push_back(i);
+    if (i > 0 && i < bytes.size()) every.push_back(i);
   }
   same(every);
   if (bytes.size() <= 40)
@@ -108,7 +107,9 @@ outcome parsed(std::string_view bytes, sse::parser_limits const& limits = {}) {
   return whole;
 }
 
-std::vector<parsed_event> events(std::string_view bytes) { return parsed(bytes).events; }
+std::vector<parsed_event> events(std::string_view bytes) {
+  return parsed(bytes).events;
+}
 
 parsed_event message(std::string data, std::string id = {}) {
   return {"message", std::move(data), std::move(id)};
@@ -139,8 +140,8 @@ TEST_CASE("parser: the standard's four blocks: a comment, an id, an id reset, an
                              "\n"
                              "data:  third event\n";
   auto const got = parsed(stream);
-  CHECK(got.events == std::vector<parsed_event>{message("first event", "1"),
-                                                message("second event", "")});
+  CHECK(got.events ==
+        std::vector<parsed_event>{message("first event", "1"), message("second event", "")});
   CHECK(got.comments == std::vector<std::string>{" test stream"});
   CHECK(got.last_event_id.empty()); // "id" alone reset it: no Last-Event-ID on reconnect
   CHECK_FALSE(got.between_events);
@@ -178,10 +179,9 @@ TEST_CASE("parser: the standard's introduction examples: messages and event type
                                   message("This is the third message.")});
   CHECK(events("event: add\ndata: 73857293\n\n"
                "event: remove\ndata: 2153\n\n"
-               "event: add\ndata: 113411\n\n") ==
-        std::vector<parsed_event>{{"add", "73857293", ""},
-                                  {"remove", "2153", ""},
-                                  {"add", "113411", ""}});
+               "event: add\ndata: 113411\n\n") == std::vector<parsed_event>{{"add", "73857293", ""},
+                                                                            {"remove", "2153", ""},
+                                                                            {"add", "113411", ""}});
 }
 
 TEST_CASE("parser: two events after a byte order mark", "[parser][spec][bom]") {
@@ -193,17 +193,24 @@ TEST_CASE("parser: two events after a byte order mark", "[parser][spec][bom]") {
 
 TEST_CASE("parser: lines end at CRLF, LF or a lone CR, in any mix", "[parser][lines]") {
   auto const want = std::vector<parsed_event>{message("a\nb"), message("c")};
-  SECTION("LF") { CHECK(events("data: a\ndata: b\n\ndata: c\n\n") == want); }
-  SECTION("CRLF") { CHECK(events("data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n") == want); }
-  SECTION("lone CR") { CHECK(events("data: a\rdata: b\r\rdata: c\r\r") == want); }
-  SECTION("mixed") { CHECK(events("data: a\rdata: b\r\n\ndata: c\n\r") == want); }
+  SECTION("LF") {
+    CHECK(events("data: a\ndata: b\n\ndata: c\n\n") == want);
+  }
+  SECTION("CRLF") {
+    CHECK(events("data: a\r\ndata: b\r\n\r\ndata: c\r\n\r\n") == want);
+  }
+  SECTION("lone CR") {
+    CHECK(events("data: a\rdata: b\r\rdata: c\r\r") == want);
+  }
+  SECTION("mixed") {
+    CHECK(events("data: a\rdata: b\r\n\ndata: c\n\r") == want);
+  }
 }
 
 TEST_CASE("parser: CR LF is one line end, LF CR is two", "[parser][lines]") {
   // "\r\n" then "data: b": one event; a parser that saw two ends would dispatch "a" alone.
   CHECK(events("data: a\r\ndata: b\n\n") == std::vector<parsed_event>{message("a\nb")});
-  CHECK(events("data: a\n\rdata: b\n\n") ==
-        std::vector<parsed_event>{message("a"), message("b")});
+  CHECK(events("data: a\n\rdata: b\n\n") == std::vector<parsed_event>{message("a"), message("b")});
   CHECK(events("data: a\r\r\ndata: b\n\n") ==
         std::vector<parsed_event>{message("a"), message("b")});
 }
@@ -274,8 +281,7 @@ TEST_CASE("parser: one space after the colon is dropped, any other kept", "[pars
   CHECK(events("data:  x \n\n") == std::vector<parsed_event>{message(" x ")});
   CHECK(events("data:\tx\n\n") == std::vector<parsed_event>{message("\tx")});
   CHECK(events("data: \n\n") == std::vector<parsed_event>{message("")});
-  CHECK(events("event:  spaced\ndata: x\n\n") ==
-        std::vector<parsed_event>{{" spaced", "x", ""}});
+  CHECK(events("event:  spaced\ndata: x\n\n") == std::vector<parsed_event>{{" spaced", "x", ""}});
 }
 
 TEST_CASE("parser: a field's value is everything after the first colon", "[parser][fields]") {
@@ -410,16 +416,15 @@ TEST_CASE("parser: a stream using every rule gives the same events at every spli
                              "\n"
                              "data: tail"s;
   auto const got = parsed(stream);
-  CHECK(got.events == std::vector<parsed_event>{{"a", "x\n", "1"}, message(" y", "1"),
-                                                message("z", "1")});
+  CHECK(got.events ==
+        std::vector<parsed_event>{{"a", "x\n", "1"}, message(" y", "1"), message("z", "1")});
   CHECK(got.comments == std::vector<std::string>{" hello"});
   CHECK(got.retry == ms(3000));
   CHECK(got.last_event_id.empty());
   CHECK(got.partial_line == "data: tail");
 }
 
-TEST_CASE("parser: the callback and vector forms of feed give the same events",
-          "[parser][split]") {
+TEST_CASE("parser: the callback and vector forms of feed give the same events", "[parser][split]") {
   std::string const stream = "data: 1\n\nevent: e\ndata: 2\nid: 9\n\ndata: 3\n";
   sse::parser a, b;
   std::vector<parsed_event> via_callback;
@@ -454,7 +459,7 @@ TEST_CASE("parser: a line longer than max_line_bytes is a parse_error naming the
   auto const over = parsed("data: a\n\ndata: abc\n\n", limits);
   CHECK(over.error == "sse::parser: a line is longer than max_line_bytes (8)");
   CHECK(over.events == std::vector<parsed_event>{message("a")}); // those before it came out
-  CHECK(parsed(":23456789", limits).error == over.error);         // a comment is a line too
+  CHECK(parsed(":23456789", limits).error == over.error);        // a comment is a line too
   CHECK(parsed("\xEF\xBB\xBF"
                "data: ab\n\n",
                limits)
@@ -562,9 +567,9 @@ TEST_CASE("parser: reset() drops the partial line and event, keeps the id and re
 TEST_CASE("parser: an exception from the callback propagates and needs reset()",
           "[parser][reset]") {
   sse::parser p;
-  CHECK_THROWS_WITH(p.feed("data: a\n\ndata: b\n\n",
-                           [](parsed_event&&) { throw std::runtime_error("handler"); }),
-                    "handler");
+  CHECK_THROWS_WITH(
+      p.feed("data: a\n\ndata: b\n\n", [](parsed_event&&) { throw std::runtime_error("handler"); }),
+      "handler");
   CHECK_THROWS_AS(p.feed("data: c\n\n"), std::logic_error);
   p.reset();
   CHECK(p.feed("data: c\n\n") == std::vector<parsed_event>{message("c")});
@@ -625,12 +630,9 @@ TEST_CASE("parser: every sse::event field combination round-trips", "[parser][fo
     std::string name;
     std::optional<ms> retry;
     std::vector<std::string> comments;
-    if (mask & 1)
-      ev.data(*(data = "line 1\r\nline 2\rline 3"));
-    if (mask & 2)
-      ev.name(name = "kind");
-    if (mask & 4)
-      ev.id(*(id = (mask & 8) ? "" : "17"));
+    if (mask & 1) ev.data(*(data = "line 1\r\nline 2\rline 3"));
+    if (mask & 2) ev.name(name = "kind");
+    if (mask & 4) ev.id(*(id = (mask & 8) ? "" : "17"));
     if (mask & 16) {
       ev.comment("c1\nc2");
       ev.retry(*(retry = ms(2500)));
@@ -640,8 +642,7 @@ TEST_CASE("parser: every sse::event field combination round-trips", "[parser][fo
     auto const got = parsed(prior + sse::format(ev));
     std::string const last_id = id ? *id : "prior";
     std::vector<parsed_event> want;
-    if (data)
-      want.push_back({name.empty() ? "message" : name, "line 1\nline 2\nline 3", last_id});
+    if (data) want.push_back({name.empty() ? "message" : name, "line 1\nline 2\nline 3", last_id});
     CHECK(got.events == want);
     CHECK(got.last_event_id == last_id);
     CHECK(got.retry == retry);
@@ -650,8 +651,7 @@ TEST_CASE("parser: every sse::event field combination round-trips", "[parser][fo
   }
 }
 
-TEST_CASE("parser: format_retry and format_comment act without dispatching",
-          "[parser][format]") {
+TEST_CASE("parser: format_retry and format_comment act without dispatching", "[parser][format]") {
   auto const retry = parsed(sse::format_retry(std::chrono::seconds(3)));
   CHECK(retry.events.empty());
   CHECK(retry.retry == ms(3000));
@@ -666,9 +666,8 @@ TEST_CASE("parser: format_retry and format_comment act without dispatching",
 
 TEST_CASE("parser: JSON data from sse/json.hpp parses back to the same value",
           "[parser][format][json]") {
-  nlohmann::json const j = {{"text", "line\r\nbreak \"quoted\" \u00e9 \u2028"},
-                            {"n", 3},
-                            {"list", {1, nullptr, "x"}}};
+  nlohmann::json const j = {
+      {"text", "line\r\nbreak \"quoted\" \u00e9 \u2028"}, {"n", 3}, {"list", {1, nullptr, "x"}}};
   auto const got = events(sse::format_event(j, "chat", "9"));
   REQUIRE(got.size() == 1);
   CHECK(got[0].type == "chat");
@@ -686,10 +685,8 @@ TEST_CASE("parser: many formatted frames in one stream come back in order in any
   for (int i = 0; i < 200; ++i) {
     std::string const data = "m" + std::to_string(i) + (i % 3 ? "" : "\r\nsecond\rthird\n");
     auto ev = sse::event(data).id(std::to_string(i));
-    if (i % 2)
-      ev.name("odd");
-    if (i % 7 == 0)
-      ev.comment("c" + std::to_string(i));
+    if (i % 2) ev.name("odd");
+    if (i % 7 == 0) ev.comment("c" + std::to_string(i));
     stream += sse::format(ev);
     want.push_back({i % 2 ? "odd" : "message", sse_test::as_client_sees(data), std::to_string(i)});
   }

@@ -1,13 +1,14 @@
 // libFuzzer harness for sse/format.hpp: every frame, read by the public sse::parser (itself
 // checked against the HTML standard by test_parser and fuzz_parser), gives back exactly what
-// was formatted (one event with the data, name and id; the retry; the
-// comment), or formatting refused a field it had to refuse, and nothing else is refused.
+// was formatted (one event with the data, name and id; the retry; the comment), or formatting
+// refused a field it had to refuse, and nothing else is refused.
 //
 // What must be refused is derived here from the standards, not from the library's checks:
 // every field must be UTF-8 (a browser decodes the stream as UTF-8, so other bytes would come
 // back as U+FFFD; utf8_decode.hpp is that decoder, and sse::parser, which keeps bytes, sees
-// what a browser sees exactly when the frame is UTF-8); a name or id with CR or LF would end its line and inject fields; a client ignores
-// an id with NUL; a retry is ASCII digits, so a negative delay cannot be sent.
+// what a browser sees exactly when the frame is UTF-8); a name or id with CR or LF would end its
+// line and inject fields; a client ignores an id with NUL; a retry is ASCII digits, so a negative
+// delay cannot be sent.
 //
 // Input: byte 0 picks the function, the rest are its arguments (FuzzedDataProvider).
 
@@ -195,8 +196,7 @@ void fuzz_format_event(FuzzedDataProvider& in) {
   expected want;
   // An empty id is left out, so the client keeps its last one.
   want.last_event_id = id.empty() ? std::string(prior_id) : id;
-  want.event =
-      parsed_event{name.empty() ? "message" : name, client_data(data), want.last_event_id};
+  want.event = parsed_event{name.empty() ? "message" : name, client_data(data), want.last_event_id};
   check_frame(frame, want);
 }
 

@@ -84,7 +84,7 @@ result run(sse::parser& p, std::string_view stream, std::vector<std::size_t> con
   } catch (sse::parse_error const& e) {
     r.error = e.which();
     check(e.value() == (e.which() == sse::parse_error::limit::line_bytes ? l.max_line_bytes
-                                                                          : l.max_data_bytes),
+                                                                         : l.max_data_bytes),
           "parse_error names another value than its limit's");
   }
   r.retry = p.retry();
@@ -95,10 +95,10 @@ result run(sse::parser& p, std::string_view stream, std::vector<std::size_t> con
 }
 
 void check_same(result const& a, result const& b, char const* how) {
-  bool const same = a.events == b.events && a.comments == b.comments && a.retry == b.retry &&
-                    a.last_event_id == b.last_event_id && a.error == b.error &&
-                    (a.error || (a.partial_line == b.partial_line &&
-                                 a.between_events == b.between_events));
+  bool const same =
+      a.events == b.events && a.comments == b.comments && a.retry == b.retry &&
+      a.last_event_id == b.last_event_id && a.error == b.error &&
+      (a.error || (a.partial_line == b.partial_line && a.between_events == b.between_events));
   if (!same) {
     std::fprintf(stderr, "fuzz_parser: %s: %zu vs %zu events, error %d vs %d\n", how,
                  a.events.size(), b.events.size(), a.error ? static_cast<int>(*a.error) : -1,
@@ -112,15 +112,12 @@ void check_same(result const& a, result const& b, char const* how) {
 /// is only the start of a BOM has no line yet: the parser cannot tell it from a BOM.
 std::size_t longest_line(std::string_view stream) {
   std::string_view const bom = "\xEF\xBB\xBF";
-  if (stream.size() < bom.size() && bom.substr(0, stream.size()) == stream)
-    return 0;
-  if (stream.substr(0, 3) == bom)
-    stream.remove_prefix(3);
+  if (stream.size() < bom.size() && bom.substr(0, stream.size()) == stream) return 0;
+  if (stream.substr(0, 3) == bom) stream.remove_prefix(3);
   std::size_t longest = 0, current = 0;
   for (std::size_t i = 0; i < stream.size(); ++i) {
     if (stream[i] == '\r' || stream[i] == '\n') {
-      if (stream[i] == '\r' && i + 1 < stream.size() && stream[i + 1] == '\n')
-        ++i;
+      if (stream[i] == '\r' && i + 1 < stream.size() && stream[i + 1] == '\n') ++i;
       current = 0;
     } else {
       longest = std::max(longest, ++current);
@@ -132,18 +129,14 @@ std::size_t longest_line(std::string_view stream) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* bytes, std::size_t size) {
-  if (size < 3)
-    return 0;
+  if (size < 3) return 0;
   std::uint8_t const flags = bytes[0];
   sse::parser_limits limits;
-  if (flags & 1)
-    limits.max_line_bytes = 1 + std::size_t{bytes[1]};
-  if (flags & 2)
-    limits.max_data_bytes = 1 + 4 * std::size_t{bytes[2]};
+  if (flags & 1) limits.max_line_bytes = 1 + std::size_t{bytes[1]};
+  if (flags & 2) limits.max_data_bytes = 1 + 4 * std::size_t{bytes[2]};
   std::size_t const n_cuts = flags >> 2;
   std::size_t const header = 3 + 2 * n_cuts;
-  if (size < header)
-    return 0;
+  if (size < header) return 0;
   std::string_view const stream(reinterpret_cast<char const*>(bytes) + header, size - header);
   std::vector<std::size_t> cuts;
   for (std::size_t i = 0; i < n_cuts; ++i) {
@@ -170,8 +163,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* bytes, std::size_t siz
   bool const line_too_long = longest_line(stream) > limits.max_line_bytes;
   if (whole.error == sse::parse_error::limit::line_bytes)
     check(line_too_long, "line_bytes error without a line above the limit");
-  if (line_too_long)
-    check(whole.error.has_value(), "a line above the limit was accepted");
+  if (line_too_long) check(whole.error.has_value(), "a line above the limit was accepted");
 
   if (!whole.error) {
     // The vector form is the callback form.
