@@ -120,7 +120,8 @@ public:
   /// back as the Last-Event-ID header on reconnect.
   std::string const& last_event_id() const noexcept { return last_event_id_; }
 
-  /// Bytes of an unterminated line still buffered (e.g. a stream cut mid-line).
+  /// Bytes of an unterminated line still buffered (e.g. a stream cut mid-line); the first
+  /// bytes of a possible BOM, held until it is one or is not, are not shown.
   std::string_view partial_line() const noexcept { return line_; }
 
   /// Bytes held for this connection: the partial line, the data, type and id buffers. At
