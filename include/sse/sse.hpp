@@ -8,6 +8,7 @@
 #include <sse/frame.hpp>
 #include <sse/json.hpp>
 #include <sse/metrics.hpp>
+#include <sse/parser.hpp>
 #include <sse/queue_limits.hpp>
 #include <sse/http.hpp>
 #include <sse/responder.hpp>
