@@ -199,22 +199,25 @@ t_start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 busy_before=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 >= 20 { printf "%s%s (%s %% CPU)", sep, $2, $1; sep=", " }')
 
-for n in "${a_subs[@]}"; do
-  wants a || break
+# One max-rate scenario (a: 8 publishers, s: 1) at subscriber count $2 on every server.
+max_rate() {
+  local scenario=$1 n=$2
+  shift 2
   probe_at "$n"
   for s in "${servers[@]}"; do
-    measure "a-$n-$s" "$s" 1 0 -- --subs "$n" --rate max "${common[@]}" "${probe_args[@]}"
+    measure "$scenario-$n-$s" "$s" 1 0 -- --subs "$n" --rate max "$@" "${probe_args[@]}"
   done
+}
+for n in "${a_subs[@]}"; do
+  wants a || break
+  max_rate a "$n" "${common[@]}"
   if [ "$n" = "${a_subs[-1]}" ] && [[ " ${servers[*]} " == *" sse "* ]]; then
     measure "a-$n-sse-2threads" sse 2 0,1 -- --subs "$n" --rate max "${common[@]}"
   fi
 done
 for n in "${a_subs[@]}"; do
   wants s || break
-  probe_at "$n"
-  for s in "${servers[@]}"; do
-    measure "s-$n-$s" "$s" 1 0 -- --subs "$n" --rate max "${single[@]}" "${probe_args[@]}"
-  done
+  max_rate s "$n" "${single[@]}"
 done
 # Latency is the most sensitive figure on a shared machine: the servers take turns, several
 # rounds, and each server's run with the median p99 stands for it (all p99s are reported).
