@@ -1,11 +1,15 @@
 // sse_loadgen: a load generator for Server-Sent Events servers (bench/run.sh drives it).
 //
-// One thread, one epoll set. It opens N subscriber connections to an event-stream URL, then
+// One thread, two epoll sets. It opens N subscriber connections to an event-stream URL, then
 // POSTs events to a publish URL over keep-alive connections and measures what comes back:
 // deliveries per second, publish rate, latency (receive time minus the send time carried in the
 // payload), lost events, and the server's CPU time and resident memory read from /proc.
 // The receive time is the kernel's (SO_TIMESTAMPNS on each subscriber socket): when the server's
 // bytes reached the socket, not when this single thread got round to reading that socket.
+// Publishers and the fairness probe are in an epoll set of their own that is looked at every
+// few subscriber reads, so an answered POST is followed by the next one at once, as from a
+// publisher in a process of its own: one pass over 10,000 readable subscribers must not hold
+// the publisher back (it would cap a one-publisher run at one event per pass of ours).
 //
 // Every payload is exactly --size bytes: "t=<send ns> p=<publisher> s=<seq> " padded with 'x'.
 // Sequence numbers count per publisher connection; a connection has its POSTs handled in order,
@@ -460,7 +464,7 @@ private:
 
 // --- connections ----------------------------------------------------------------------------
 
-enum class kind : std::uint32_t { sub = 1, pub = 2, h2 = 3, probe = 4 };
+enum class kind : std::uint32_t { sub = 1, pub = 2, h2 = 3, probe = 4, prio = 5 };
 
 std::uint64_t tag(kind k, std::size_t index) {
   return (static_cast<std::uint64_t>(k) << 32) | static_cast<std::uint64_t>(index);
@@ -1020,6 +1024,9 @@ private:
 #endif
 
   void poll(int timeout_ms);
+  /// The publishers' and the probe's events, without waiting, then what they may send now.
+  void poll_prio();
+  void handle(epoll_event const& ev);
   void connect_all();
   void settle(double seconds);
   void publish_and_measure();
@@ -1030,6 +1037,7 @@ private:
   options o_;
   std::vector<endpoint> sub_eps_, pub_eps_;
   int ep_ = -1;
+  int prio_ep_ = -1; ///< publishers and the probe: inside ep_ (as kind::prio), and looked at often
   std::vector<char> rbuf_ = std::vector<char>(256 * 1024);
 
   std::vector<subscriber> subs_;
@@ -1119,7 +1127,9 @@ void loadgen::epoll_set(int fd, std::uint64_t t, std::uint32_t events, int op) {
   epoll_event ev{};
   ev.events = events;
   ev.data.u64 = t;
-  if (epoll_ctl(ep_, op, fd, &ev) != 0 && op != EPOLL_CTL_DEL)
+  auto const k = static_cast<kind>(t >> 32);
+  int const set = k == kind::pub || k == kind::probe ? prio_ep_ : ep_;
+  if (epoll_ctl(set, op, fd, &ev) != 0 && op != EPOLL_CTL_DEL)
     die("epoll_ctl: %s", std::strerror(errno));
 }
 
@@ -1384,7 +1394,7 @@ void loadgen::pub_lost_connection(std::size_t k) {
   p.unanswered += p.inflight;
   total_inflight_ -= p.inflight;
   p.inflight = 0;
-  epoll_ctl(ep_, EPOLL_CTL_DEL, p.fd, nullptr);
+  epoll_ctl(prio_ep_, EPOLL_CTL_DEL, p.fd, nullptr);
   close_hard(p.fd);
   p.fd = -1;
   p.st = publisher::state::closed;
@@ -1611,7 +1621,7 @@ void loadgen::probe_lost_connection() {
   auto& q = probe_;
   if (q.inflight && q.sent >= m_start_ && q.sent < m_end_)
     ++probe_unanswered_;
-  epoll_ctl(ep_, EPOLL_CTL_DEL, q.fd, nullptr);
+  epoll_ctl(prio_ep_, EPOLL_CTL_DEL, q.fd, nullptr);
   close_hard(q.fd);
   q.fd = -1;
   q.open = q.inflight = false;
@@ -1712,19 +1722,37 @@ void loadgen::poll(int timeout_ms) {
     die("epoll_wait: %s", std::strerror(errno));
   }
   for (int e = 0; e < n; ++e) {
-    auto const k = static_cast<kind>(evs[e].data.u64 >> 32);
-    auto const idx = static_cast<std::size_t>(evs[e].data.u64 & 0xffffffffu);
-    if (k == kind::sub)
-      sub_event(idx, evs[e].events);
-    else if (k == kind::probe)
-      probe_event(evs[e].events);
-#if SSE_LOADGEN_H2
-    else if (k == kind::h2)
-      h2_event(idx, evs[e].events);
-#endif
-    else
-      pub_event(idx, evs[e].events);
+    handle(evs[e]);
+    if (e % 32 == 31) // between subscribers, as a publisher of its own would
+      poll_prio();
   }
+}
+
+void loadgen::poll_prio() {
+  epoll_event evs[64];
+  int const n = epoll_wait(prio_ep_, evs, 64, 0);
+  for (int e = 0; e < n; ++e)
+    handle(evs[e]);
+  ns_t const now = now_ns();
+  publish_due(now);
+  probe_due(now);
+}
+
+void loadgen::handle(epoll_event const& ev) {
+  auto const k = static_cast<kind>(ev.data.u64 >> 32);
+  auto const idx = static_cast<std::size_t>(ev.data.u64 & 0xffffffffu);
+  if (k == kind::prio)
+    poll_prio();
+  else if (k == kind::sub)
+    sub_event(idx, ev.events);
+  else if (k == kind::probe)
+    probe_event(ev.events);
+#if SSE_LOADGEN_H2
+  else if (k == kind::h2)
+    h2_event(idx, ev.events);
+#endif
+  else
+    pub_event(idx, ev.events);
 }
 
 #if SSE_LOADGEN_H2
@@ -2226,8 +2254,10 @@ int loadgen::run() {
                         "\r\nAccept: text/html\r\n\r\n";
   }
   ep_ = epoll_create1(EPOLL_CLOEXEC);
-  if (ep_ < 0)
+  prio_ep_ = epoll_create1(EPOLL_CLOEXEC);
+  if (ep_ < 0 || prio_ep_ < 0)
     die("epoll_create1: %s", std::strerror(errno));
+  epoll_set(prio_ep_, tag(kind::prio, 0), EPOLLIN, EPOLL_CTL_ADD);
 
   subs_.resize(o_.subs);
   ep_latency_.resize(sub_eps_.size());
