@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -126,6 +127,87 @@ TEST_CASE("server with two I/O threads keeps each client's events in order", "[s
   // Both threads serve ordinary requests too.
   CHECK(serves_normally(ts.port()));
   CHECK(serves_normally(ts.port()));
+}
+
+// A subscription made in a handler is fed by that I/O thread (docs/fan-out.md): a publish
+// hands the thread the event once. Kept here by the test instead of streamed, so the test can
+// see what it gets while the thread is held in a handler, and after the server stopped.
+TEST_CASE("server threads feed their subscriptions in publish order across topics, busy or stopped",
+          "[server][fan-out]") {
+  sse::broker broker;
+  sse::server srv(test_options());
+  std::mutex m;
+  std::optional<sse::subscription> kept;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> blocking{false};
+  srv.route("GET", "/keep", [&](sse::request&) {
+    sse::subscribe_options so;
+    so.limits = sse::queue_limits{100000, 64u << 20, sse::overflow_policy::evict};
+    std::lock_guard<std::mutex> lk(m);
+    kept.emplace(broker.subscribe({"a", "b"}, so));
+    return sse::response::text(200, "kept\n");
+  });
+  srv.route("GET", "/block", [&](sse::request&) {
+    blocking = true;
+    released.wait();
+    return sse::response::text(200, "done\n");
+  });
+  srv.start();
+  {
+    client c(srv.port());
+    REQUIRE(c.send(get("/keep")));
+    auto r = read_response(c);
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+  }
+  std::lock_guard<std::mutex> lk(m);
+  REQUIRE(kept);
+  auto& sub = *kept;
+  std::string bytes;
+  auto take = [&] {
+    while (auto f = sub.try_pop())
+      bytes += f->view();
+    return parse_all(bytes);
+  };
+  int next = 0;
+  auto publish = [&](int n) {
+    for (int i = 0; i < n; ++i, ++next)
+      broker.publish(next % 2 ? "a" : "b", sse::event(std::to_string(next)));
+  };
+  auto in_order = [](std::vector<sse::parsed_event> const& evs) {
+    for (std::size_t i = 0; i < evs.size(); ++i)
+      if (evs[i].data != std::to_string(i))
+        return false;
+    return true;
+  };
+
+  publish(10); // the thread is idle: it pushes them soon after
+  REQUIRE(eventually([&] { return take().size() == 10; }));
+
+  // The thread is held in a handler: past a bounded backlog the publisher pushes itself.
+  std::thread blocker([&] {
+    client c(srv.port());
+    if (c.send(get("/block")))
+      (void)read_response(c);
+  });
+  REQUIRE(eventually([&] { return blocking.load(); }));
+  publish(3000);
+  auto const while_busy = take().size();
+  CHECK(while_busy >= 10 + 3000 - 1024 - 1);
+  CHECK(while_busy < 10 + 3000); // the last ones wait for the thread
+  release.set_value();
+  blocker.join();
+  REQUIRE(eventually([&] { return take().size() == 3010; }));
+  CHECK(in_order(take()));
+
+  // Stopped: its subscriptions are fed by the publishers from now on, at once.
+  srv.stop();
+  publish(10);
+  auto const evs = take();
+  CHECK(evs.size() == 3020);
+  CHECK(in_order(evs));
+  CHECK(broker.stats().evicted == 0);
 }
 
 // --- 3. heartbeat ---------------------------------------------------------------------------------

@@ -58,8 +58,10 @@ struct broker_stats {
 
 /// What a publish did.
 struct publish_result {
-  std::size_t receivers = 0; ///< local subscribers it was queued for
-  std::string id;            ///< the event's id ("" if it has none)
+  /// Local subscribers it reached: queued for at once, or handed to the I/O thread that feeds
+  /// them (which still skips one whose queue is full under `overflow::drop_newest`).
+  std::size_t receivers = 0;
+  std::string id; ///< the event's id ("" if it has none)
 };
 
 /// What became of a subscriber's last event id.
@@ -103,6 +105,8 @@ class basic_broker {
   using state_type = detail::subscriber_state<Message>;
   using topic_type = detail::topic_entry<Message>;
   using topic_ptr = std::shared_ptr<topic_type>;
+  using group_type = detail::fan_out_group<Message>;
+  using group_ptr = std::shared_ptr<group_type>;
   using clock = std::chrono::steady_clock;
 
 public:
@@ -114,7 +118,7 @@ public:
 private:
   /// The broker-wide state. `mutex` is held O(1) per publish, subscribe or unsubscribe (plus
   /// the replay a resume copies); the fan-outs run outside it, under each topic's own lock.
-  struct impl {
+  struct impl final : detail::fan_out_sink<Message> {
     mutable std::mutex mutex;
     std::map<std::string, topic_ptr, std::less<>> topics;
     std::size_t subscribers = 0;
@@ -154,41 +158,65 @@ private:
     /// What leaving takes, allocated before the lock: a change per topic, room for them.
     struct leaving {
       std::shared_ptr<state_type> state;
-      std::vector<typename topic_type::change_ptr> changes;
-      std::vector<topic_ptr> touched;
+      std::vector<typename group_type::change_ptr> changes;
+      std::vector<group_ptr> touched;
 
       explicit leaving(std::shared_ptr<state_type> s) : state(std::move(s)) {
         changes.reserve(state->slots.size());
         touched.reserve(state->slots.size());
         for (std::size_t k = 0; k < state->slots.size(); ++k) {
-          changes.push_back(std::make_unique<typename topic_type::change>());
+          changes.push_back(std::make_unique<typename group_type::change>());
           changes.back()->state = state;
           changes.back()->slot = k;
         }
       }
       /// Outside the lock: the leaves take effect unless a fan-out runs (it applies them).
-      void apply() {
-        for (auto& t : touched)
-          t->try_apply();
+      void apply() noexcept {
+        for (auto& g : touched)
+          g->try_apply();
       }
     };
 
-    /// Takes `l.state` out of its topics' counts and queues its leave in each but `out` (the
-    /// topic an eviction took it out of already).
-    void unlink(leaving& l, topic_type const* out) noexcept {
+    /// Takes `l.state` out of its topics' counts and queues its leave in each.
+    void unlink(leaving& l) noexcept {
       state_type& s = *l.state;
       if (s.unlinked)
         return;
       s.unlinked = true;
       --subscribers;
       for (std::size_t k = 0; k < s.slots.size(); ++k) {
-        topic_type* t = s.slots[k].topic;
-        --t->members;
-        if (t != out) {
-          t->leave(std::move(l.changes[k]));
-          l.touched.push_back(t->shared_from_this());
+        auto& sl = s.slots[k];
+        --sl.topic->members;
+        --sl.group->members;
+        sl.group->leave(std::move(l.changes[k]));
+        l.touched.push_back(sl.group->shared_from_this());
+        maybe_erase(sl.topic);
+      }
+    }
+
+    /// Called by fan-outs on whichever thread runs them, under their locks: atomics only.
+    void counted(std::size_t queued, std::size_t lost) noexcept override {
+      delivered.fetch_add(queued, std::memory_order_relaxed);
+      dropped.fetch_add(lost, std::memory_order_relaxed);
+    }
+
+    /// After fan-outs, outside their locks: the subscribers they evicted, taken out of the
+    /// counts and their other topics.
+    void unlink_evicted(std::vector<std::shared_ptr<state_type>>& e) noexcept override {
+      evicted.fetch_add(e.size(), std::memory_order_relaxed);
+      try {
+        std::vector<leaving> ls;
+        ls.reserve(e.size());
+        for (auto const& s : e)
+          ls.emplace_back(s);
+        {
+          std::lock_guard<std::mutex> lk(mutex);
+          for (auto& l : ls)
+            unlink(l);
         }
-        maybe_erase(t);
+        for (auto& l : ls)
+          l.apply();
+      } catch (...) { // out of memory: they stay counted until their owners unsubscribe
       }
     }
   };
@@ -345,7 +373,7 @@ public:
           typename impl::leaving l(state_);
           {
             std::lock_guard<std::mutex> lk(b->mutex);
-            b->unlink(l, nullptr);
+            b->unlink(l);
           }
           l.apply();
         } catch (...) { // out of memory: still counted, ended below, so it gets nothing
@@ -696,16 +724,16 @@ public:
     {
       std::lock_guard<std::mutex> lk(impl_->mutex);
       impl_->closed = true;
-      for (auto& [name, topic] : impl_->topics) {
-        topic->clear([&](state_type& s) {
-          if (s.unlinked)
-            return; // already ended through another topic
-          s.unlinked = true;
-          --impl_->subscribers;
-          if (detail::waiter* w = s.end(errc::closed))
-            w->notify(make_error_code(errc::closed));
-        });
-      }
+      for (auto& [name, topic] : impl_->topics)
+        for (auto& g : topic->groups)
+          g->clear([&](state_type& s) {
+            if (s.unlinked)
+              return; // already ended through another topic
+            s.unlinked = true;
+            --impl_->subscribers;
+            if (detail::waiter* w = s.end(errc::closed))
+              w->notify(make_error_code(errc::closed));
+          });
       impl_->kept.clear();
       impl_->topics.clear();
       impl_->history_topics = 0;
@@ -764,12 +792,13 @@ private:
     check_limits(limits);
     auto state = std::make_shared<state_type>(limits);
     state->slots.reserve(topics.size());
-    std::vector<topic_ptr> joined;
+    std::vector<group_ptr> joined;
     joined.reserve(topics.size());
-    std::vector<typename topic_type::change_ptr> changes;
+    std::vector<typename group_type::change_ptr> changes;
     changes.reserve(topics.size());
+    std::weak_ptr<detail::fan_out_sink<Message>> const sink = impl_;
     for (std::size_t k = 0; k < topics.size(); ++k) {
-      changes.push_back(std::make_unique<typename topic_type::change>());
+      changes.push_back(std::make_unique<typename group_type::change>());
       changes.back()->state = state;
       changes.back()->slot = k;
     }
@@ -787,20 +816,24 @@ private:
         auto it = impl_->topics.find(name);
         if (it == impl_->topics.end())
           it = impl_->topics.emplace(name, std::make_shared<topic_type>(name)).first;
-        state->slots.push_back({it->second.get(), topic_type::npos});
-        joined.push_back(it->second);
+        // Fed by this I/O thread if it is a server's, else by the publishers.
+        group_type* g = it->second->group_for(detail::this_thread_shard, sink);
+        state->slots.push_back({it->second.get(), g, group_type::npos});
+        joined.push_back(g->shared_from_this());
       }
       // No throw from here on: the subscriber is counted and joins every topic, or none.
       for (std::size_t k = 0; k < joined.size(); ++k) {
-        ++joined[k]->members;
+        auto& sl = state->slots[k];
+        ++sl.topic->members;
+        ++sl.group->members;
         // Live from the next ticket on: the earlier ones are in the replay, or came before.
-        changes[k]->join_after = joined[k]->tickets;
-        joined[k]->join(std::move(changes[k]));
+        changes[k]->join_after = sl.topic->tickets;
+        sl.group->join(std::move(changes[k]));
       }
       ++impl_->subscribers;
     }
-    for (auto& t : joined)
-      t->try_apply();
+    for (auto& g : joined)
+      g->try_apply();
     return subscription(impl_, std::move(state), std::move(topics), options.executor, resumed);
   }
 
@@ -912,37 +945,35 @@ private:
     if (t->members == 0)
       return result;
     std::uint64_t const ticket = ++t->tickets;
-    topic_ptr const keep = t->shared_from_this(); // the topic may be erased meanwhile
+    // Each group (one per I/O thread, one for the publishers) gets one reference to the
+    // message, queued in ticket order; the pushes into queues happen outside this lock.
+    // The thread's buffer, taken out for this call: no allocation per publish in steady
+    // traffic, and a publish from inside a fan-out (a waiter's callback) gets one of its own.
+    using todo_list = std::vector<std::pair<group_ptr, typename group_type::next>>;
+    thread_local todo_list spare;
+    todo_list todo;
+    todo.swap(spare);
+    todo.reserve(t->groups.size()); // before any enqueue: a throw here leaves nothing half-done
+    std::size_t here = 0, handed = 0;
+    for (auto& g : t->groups) {
+      if (g->members == 0)
+        continue;
+      bool const ours = !g->shard;
+      auto const n = g->enqueue(ticket, message, size, ours ? &here : nullptr);
+      if (n == group_type::next::failed)
+        continue;
+      if (!ours)
+        handed += g->members;
+      if (n != group_type::next::nothing)
+        todo.emplace_back(g, n);
+    }
     lk.unlock();
-    detail::fan_out_result<Message> r;
-    keep->fan_out(ticket, message, size, r);
-    impl_->delivered.fetch_add(r.queued, std::memory_order_relaxed);
-    impl_->dropped.fetch_add(r.dropped, std::memory_order_relaxed);
-    if (!r.evicted.empty()) {
-      impl_->evicted.fetch_add(r.evicted.size(), std::memory_order_relaxed);
-      unlink_evicted(r.evicted, keep.get());
-    }
-    result.receivers = r.queued;
+    for (auto& [g, n] : todo)
+      g->go(n);
+    todo.clear();
+    spare.swap(todo);
+    result.receivers = here + handed;
     return result;
-  }
-
-  /// Takes subscribers evicted by a fan-out of `from` out of the counts and their other topics.
-  void unlink_evicted(std::vector<std::shared_ptr<state_type>> const& evicted,
-                      topic_type const* from) noexcept {
-    try {
-      std::vector<typename impl::leaving> ls;
-      ls.reserve(evicted.size());
-      for (auto const& s : evicted)
-        ls.emplace_back(s);
-      {
-        std::lock_guard<std::mutex> lk(impl_->mutex);
-        for (auto& l : ls)
-          impl_->unlink(l, from);
-      }
-      for (auto& l : ls)
-        l.apply();
-    } catch (...) { // out of memory: they stay counted until their owners unsubscribe
-    }
   }
 
   /// Makes sure the trimmer wakes by the time `h`'s oldest entry expires: starts it on the

@@ -341,6 +341,12 @@ private:
   /// Runs one I/O thread. An exception out of a completion handler must not end the process
   /// (or this thread's clients): report it and go on running.
   static void run(asio::io_context& io, detail::worker& w) {
+    // Subscriptions made on this thread (in its handlers) are fed by it: a publish anywhere
+    // hands it one reference per event, and it pushes into its own subscribers' queues.
+    detail::this_thread_shard = w.shard.get();
+    struct reset {
+      ~reset() { detail::this_thread_shard = nullptr; }
+    } const on_exit;
     for (;;) {
       try {
         io.run();

@@ -1274,6 +1274,7 @@ inline std::future<void> worker::finish() {
   asio::post(ex, [this, done] {
     finished = true;
     sweep_timer.cancel();
+    shard->close(); // from now on publishers feed this thread's subscribers themselves
     // Posted behind the completions that closing and cancelling queued: once this runs, no
     // handler of ours is left on the executor.
     asio::post(ex, [done] { done->set_value(); });

@@ -42,10 +42,25 @@ public:
     --size_;
   }
 
+  /// Takes back the last push_back (a caller undoing half of a two-part enqueue).
+  void pop_back() noexcept {
+    --size_;
+    buf_[(head_ + size_) & (cap_ - 1)].~T();
+  }
+
   void clear() noexcept {
     while (size_ != 0)
       pop_front();
     head_ = 0;
+  }
+
+  /// Exchanges contents and storage: a batch is taken out in O(1), and both rings keep
+  /// their capacity for the next one.
+  void swap(ring& other) noexcept {
+    std::swap(buf_, other.buf_);
+    std::swap(cap_, other.cap_);
+    std::swap(head_, other.head_);
+    std::swap(size_, other.size_);
   }
 
   /// Gives the storage back when a burst is over, so a long-lived idle subscriber stays small.

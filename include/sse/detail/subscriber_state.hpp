@@ -42,6 +42,8 @@ protected:
 
 template <class Message>
 class topic_entry;
+template <class Message>
+class fan_out_group;
 
 /// One subscriber's bounded queue and wait state, shared by its subscription and the broker.
 template <class Message>
@@ -50,8 +52,9 @@ public:
   enum class push_result { queued, dropped, evicted };
 
   struct slot {
-    topic_entry<Message>* topic; ///< valid while linked: the broker erases no topic with members
-    std::size_t index;           ///< position among the topic's members (under its fan-out lock)
+    topic_entry<Message>* topic;  ///< valid while linked: the broker erases no topic with members
+    fan_out_group<Message>* group; ///< the topic's group that feeds it (lives as long as the topic)
+    std::size_t index;            ///< position among the group's members (under its fan-out lock)
   };
 
   explicit subscriber_state(queue_limits const& l) : limits(l) {}

@@ -6,6 +6,7 @@
 #include <sse/detail/close_notice.hpp>
 #include <sse/detail/counters.hpp>
 #include <sse/detail/deadline.hpp>
+#include <sse/detail/fan_out_shard.hpp>
 #include <sse/detail/router.hpp>
 #include <sse/format.hpp>
 #include <sse/frame.hpp>
@@ -149,10 +150,14 @@ public:
          protocol_hooks const& h, std::atomic<std::size_t>& live)
       : ex(std::move(e)), opts(o), routes(r), hooks(h), live_connections(live),
         gate(std::make_shared<post_gate>(ex)),
-        closes(std::make_shared<worker_close_runner<worker>>(gate, *this)), sweep_timer(ex) {}
+        closes(std::make_shared<worker_close_runner<worker>>(gate, *this)),
+        shard(std::make_shared<fan_out_shard>(ex)), sweep_timer(ex) {}
   worker(worker const&) = delete;
   worker& operator=(worker const&) = delete;
-  ~worker() { gate->close(); }
+  ~worker() {
+    gate->close();
+    shard->close(); // its executor may be gone: publishers feed its subscribers from now on
+  }
 
   void start();
   void adopt(asio::ip::tcp::socket s);
@@ -228,6 +233,9 @@ public:
   std::atomic<std::size_t>& live_connections;
   std::shared_ptr<post_gate> gate;
   std::shared_ptr<close_runner> closes; ///< where the close listeners of its streams run
+  /// The fan-outs to the subscribers made on this thread (used when the thread is the
+  /// server's own: see `server::run`).
+  std::shared_ptr<fan_out_shard> shard;
   std::size_t awaiting = 0; ///< connections waiting for an asynchronous handler's answer
   bool refusing = false;    ///< stop's first phase: requests get 503
   clock::time_point refuse_deadline; ///< until then stop waits for asynchronous answers
