@@ -1575,7 +1575,7 @@ void loadgen::pub_event(std::size_t k, std::uint32_t events) {
 /// Sends what is due: in closed loop, until the window is full; at a fixed rate, what the
 /// schedule says by now (late sends go out as soon as the window allows).
 void loadgen::publish_due(ns_t now) {
-  if (!publishing_)
+  if (!publishing_ || now >= m_end_) // the window is over: drain() only waits
     return;
   std::size_t const depth = (o_.window + pubs_.size() - 1) / pubs_.size();
   auto pick = [&]() -> long {

@@ -28,9 +28,13 @@ public:
   /// A topic's subscribers on this thread, with its events not yet pushed.
   class job {
   public:
-    /// Under `run_`: pushes the oldest waiting event. True if it evicted subscribers, which
-    /// `flush` then takes out of the broker (outside `run_`: that takes the broker's lock).
-    virtual bool run_one() noexcept = 0;
+    struct outcome {
+      std::size_t pushes = 0; ///< subscribers it went through
+      bool evicted = false;   ///< `flush` must then take them out of the broker
+    };
+    /// Under `run_`: pushes the oldest waiting event. Evicted subscribers are taken out of
+    /// the broker by `flush`, outside `run_` (that takes the broker's lock).
+    virtual outcome run_one() noexcept = 0;
     virtual void flush() noexcept = 0;
 
   protected:
@@ -41,6 +45,9 @@ public:
   enum class next { nothing, post, run, failed };
   /// Events waiting before a publisher runs the queue itself.
   static constexpr std::size_t max_queued = 1024;
+  /// Pushes into queues per turn of the thread's loop, like the writers' `write_slice`: the
+  /// thread's reads and writes run between turns (a few hundred microseconds each).
+  static constexpr std::size_t pushes_per_turn = 8192;
 
   explicit fan_out_shard(asio::any_io_executor ex) : ex_(std::move(ex)) {}
   fan_out_shard(fan_out_shard const&) = delete;
@@ -71,29 +78,39 @@ public:
     }
   }
 
-  /// Runs everything queued, in order (after a run in progress on another thread).
-  void run() noexcept {
+  /// Runs what is queued, in order (after a run in progress on another thread): all of it,
+  /// or until `budget` pushes are done. True if some is left.
+  bool run(std::size_t budget = static_cast<std::size_t>(-1)) noexcept {
     std::vector<std::shared_ptr<job>> evicting; // rare: allocated only when someone is evicted
+    bool more = false;
     {
       std::lock_guard<std::mutex> lk(run_mutex_);
+      std::size_t pushes = 0;
       for (;;) {
-        {
+        if (running_.empty()) { // what is left of a batch goes before anything queued since
           std::lock_guard<std::mutex> qlk(queue_mutex_);
           if (queue_.empty())
             break;
           running_.swap(queue_);
         }
-        for (; !running_.empty(); running_.pop_front())
-          if (running_.front()->run_one()) {
-            try {
-              evicting.push_back(running_.front());
-            } catch (...) { // the broker's counts stay one too high until they unsubscribe
-            }
+        if (pushes >= budget) {
+          more = true;
+          break;
+        }
+        job::outcome const o = running_.front()->run_one();
+        pushes += o.pushes;
+        if (o.evicted) {
+          try {
+            evicting.push_back(running_.front());
+          } catch (...) { // the broker's counts stay too high until they unsubscribe
           }
+        }
+        running_.pop_front();
       }
     }
     for (auto& j : evicting)
       j->flush();
+    return more;
   }
 
   /// On this thread as it stops: runs what is queued, and from now on publishers run it.
@@ -114,7 +131,8 @@ private:
       std::lock_guard<std::mutex> lk(queue_mutex_);
       posted_ = false; // before running: an event queued from now on posts again
     }
-    run();
+    if (run(pushes_per_turn)) // the rest after what else is ready on this thread
+      post();
   }
 
   asio::any_io_executor ex_;

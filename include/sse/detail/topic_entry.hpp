@@ -113,8 +113,10 @@ public:
   void go(next n) noexcept {
     if (n == next::post)
       shard->post();
+    else if (n == next::run && shard)
+      shard->run();
     else if (n == next::run)
-      shard ? shard->run() : run();
+      run();
   }
 
   /// Without a shard: runs every queued fan-out, in order (after a run in progress).
@@ -144,16 +146,18 @@ public:
   }
 
   /// With a shard, under its run lock: pushes the oldest queued event.
-  bool run_one() noexcept override {
+  fan_out_shard::job::outcome run_one() noexcept override {
     apply_locked();
     fan_out_result<Message> r;
+    fan_out_shard::job::outcome o;
     {
       std::unique_lock<std::mutex> plk(pend_);
       if (pending_.empty()) // cleared by the broker's close
-        return false;
+        return o;
       item it = std::move(pending_.front());
       pending_.pop_front();
       plk.unlock();
+      o.pushes = members_.size();
       push_all(it, r);
     }
     apply_locked();
@@ -161,13 +165,14 @@ public:
       if (auto s = sink_.lock())
         s->counted(r.queued, r.dropped);
     if (r.evicted.empty())
-      return false;
+      return o;
     std::lock_guard<std::mutex> lk(evicted_mutex_);
     try {
       evicted_.insert(evicted_.end(), r.evicted.begin(), r.evicted.end());
     } catch (...) { // the broker's counts stay too high until they unsubscribe
     }
-    return true;
+    o.evicted = true;
+    return o;
   }
 
   /// After `run_one` said it evicted, outside the shard's run lock.
