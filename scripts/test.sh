@@ -6,6 +6,7 @@
 #   SSE_SANITIZE=thread   or address,undefined
 #   SSE_BUILD_DIR=dir     build directory (default build/test)
 #   SSE_CTEST_EXCLUDE=re  tests to leave out (ctest -E)
+#   SSE_BUILD_BENCH=OFF   build no benchmark tools (and so run no benchmark smokes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -25,7 +26,7 @@ fi
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   ${SSE_CI:+-DSSE_REDIS=ON -DSSE_TLS=ON -DSSE_HTTP2=ON} \
   -DCMAKE_CXX_COMPILER="${CXX:-g++}" -DCMAKE_CXX_STANDARD="${SSE_CXX_STANDARD:-17}" \
-  -DCMAKE_CXX_FLAGS="$flags" -DSSE_WARNINGS_AS_ERRORS=ON -DSSE_BUILD_BENCH=ON >/dev/null
+  -DCMAKE_CXX_FLAGS="$flags" -DSSE_WARNINGS_AS_ERRORS=ON -DSSE_BUILD_BENCH="${SSE_BUILD_BENCH:-ON}" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 # SSE_CTEST_EXCLUDE=REGEX leaves those tests out (.ci/run's sanitizer stages: the browser and
 # benchmark smokes, which ran in the plain stages).
