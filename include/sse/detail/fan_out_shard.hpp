@@ -70,12 +70,19 @@ public:
   }
 
   /// After `enqueue` said `post`: the thread runs the queue soon (or, failing, the caller).
+  /// Under the queue lock, so that it never posts once `close` has begun: the thread's
+  /// io_context may be gone by then.
   void post() noexcept {
-    try {
-      asio::post(ex_, [self = shared_from_this()] { self->run_posted(); });
-    } catch (...) { // out of memory
-      run();
+    std::unique_lock<std::mutex> lk(queue_mutex_);
+    if (!closed_) {
+      try {
+        asio::post(ex_, [self = shared_from_this()] { self->run_posted(); });
+        return;
+      } catch (...) { // out of memory: run it here
+      }
     }
+    lk.unlock();
+    run();
   }
 
   /// Runs what is queued, in order (after a run in progress on another thread): all of it,
@@ -131,8 +138,13 @@ private:
       std::lock_guard<std::mutex> lk(queue_mutex_);
       posted_ = false; // before running: an event queued from now on posts again
     }
-    if (run(pushes_per_turn)) // the rest after what else is ready on this thread
-      post();
+    if (!run(pushes_per_turn))
+      return;
+    { // the rest after what else is ready on this thread
+      std::lock_guard<std::mutex> lk(queue_mutex_);
+      posted_ = true;
+    }
+    post();
   }
 
   asio::any_io_executor ex_;
