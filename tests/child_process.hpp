@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,25 +17,34 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 namespace sse_test {
 
 class child_process {
 public:
   /// Starts `argv` with stdout and stderr appended to `log`.
   child_process(std::vector<std::string> argv, std::string log) : log_(std::move(log)) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
     std::vector<char*> args;
     for (auto& a : argv)
       args.push_back(a.data());
     args.push_back(nullptr);
-    int const rc = ::posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0)
+    int const out = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (out < 0)
+      throw std::runtime_error("cannot open " + log_);
+    long const max_fd = ::sysconf(_SC_OPEN_MAX);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Only what is async-signal-safe until exec. Asio's sockets are not close-on-exec: a
+      // listening socket of the test's server inherited here would keep its port bound (and
+      // queue connections nobody accepts) after the server stopped.
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      for (long fd = 3; fd < max_fd; ++fd)
+        ::close(static_cast<int>(fd));
+      ::execvp(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(out);
+    if (pid_ < 0)
       throw std::runtime_error("cannot start " + argv[0]);
   }
   child_process(child_process const&) = delete;
