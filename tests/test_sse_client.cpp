@@ -387,7 +387,7 @@ TEST_CASE("client honours retry with jitter and the cap, and backs off on failur
       port = a.local_endpoint().port(); // closed again: nothing listens there
     }
     auto o = quick_client("http://127.0.0.1:" + std::to_string(port) + "/");
-    o.retry = 10ms;
+    o.retry = ms(GENERATE(10, 0));
     o.max_reconnect_delay = 80ms;
     o.jitter = 0;
     sse::client c(run.io, o);
@@ -397,11 +397,38 @@ TEST_CASE("client honours retry with jitter and the cap, and backs off on failur
     c.stop();
     std::lock_guard<std::mutex> lk(rec.m);
     std::vector<ms> want{10ms, 20ms, 40ms, 80ms, 80ms, 80ms};
+    if (o.retry == 0ms) // retry: 0 reconnects at once, then backs off from 1 ms
+      want = {0ms, 2ms, 4ms, 8ms, 16ms, 32ms};
     for (std::size_t i = 0; i < want.size(); ++i) {
       CHECK(rec.reconnects[i].first == asio::error::connection_refused);
       CHECK(rec.reconnects[i].second == want[i]);
     }
   }
+}
+
+TEST_CASE("client resumes from an id without data, and forgets it on an empty id", "[client]") {
+  raw_server srv([](raw_server::connection& c) {
+    if (c.index == 0)
+      c.write(std::string(stream_head) + "\r\nid: 7\n\n"); // no data: no event, but the id
+    else if (c.index == 1)
+      c.write(std::string(stream_head) + "\r\ndata: x\n\nid:\n\n"); // x carries 7; then cleared
+    else
+      c.write("HTTP/1.1 204 No Content\r\n\r\n");
+  });
+  client_runner run;
+  recorder rec;
+  sse::client c(run.io, quick_client(srv.url("/i")));
+  rec.attach(c);
+  c.start();
+  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  auto const heads = srv.requests();
+  REQUIRE(heads.size() == 3);
+  CHECK(sse_test::header_of(heads[1], "Last-Event-ID") == "7");
+  CHECK(heads[2].find("Last-Event-ID") == std::string::npos);
+  std::lock_guard<std::mutex> lk(rec.m);
+  REQUIRE(rec.events.size() == 1);
+  CHECK(rec.events[0] == sse::parsed_event{"message", "x", "7"});
+  CHECK(c.last_event_id().empty());
 }
 
 TEST_CASE("client follows redirects, bounded, and reconnects to the URL it was given", "[client]") {

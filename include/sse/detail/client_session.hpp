@@ -154,6 +154,8 @@ public:
   ms reconnect_delay(ms base, unsigned failures) {
     ms const cap = options_.max_reconnect_delay;
     ms d = std::min(base, cap);
+    if (failures > 0 && d < ms(1))
+      d = ms(1); // retry: 0 reconnects at once, but never spins on a server that is down
     for (unsigned i = 0; i < failures && d < cap; ++i)
       d = d > cap / 2 ? cap : d * 2;
     if (options_.jitter > 0 && d.count() > 0) {
