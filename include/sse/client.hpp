@@ -22,6 +22,15 @@
 
 namespace sse {
 
+class client;
+
+namespace detail {
+/// How the TLS component reaches a client's session (`sse::tls::enable`).
+struct client_access {
+  static client_session& session(client& c, char const* who);
+};
+} // namespace detail
+
 /// Reads one event stream and keeps it open: reconnects after the server's `retry:` (with
 /// backoff, jitter and a cap) and resumes from the last event id, until the server says stop
 /// (204, another status, another content type), a limit is hit, or `stop()`.
@@ -40,8 +49,21 @@ public:
 
   client(client const&) = delete;
   client& operator=(client const&) = delete;
+  /// The moved-from client is empty: only destruction and assignment are left to it.
+  client(client&&) noexcept = default;
+  client& operator=(client&& o) noexcept {
+    if (this != &o) {
+      if (session_)
+        session_->stop();
+      session_ = std::move(o.session_);
+    }
+    return *this;
+  }
   /// Stops (see `stop()`); may be called from the client's own callbacks.
-  ~client() { session_->stop(); }
+  ~client() {
+    if (session_)
+      session_->stop();
+  }
 
   /// Each event, in order. `f(sse::parsed_event)`.
   client& on_event(std::function<void(parsed_event)> f) {
@@ -97,10 +119,9 @@ public:
   /// The strand everything of this client runs on.
   asio::any_io_executor get_executor() const noexcept { return session_->executor(); }
 
-  /// Where the TLS component plugs in (`sse::tls::enable`); not for applications.
-  detail::client_session& session(char const* who) { return setter(who); }
-
 private:
+  friend struct detail::client_access;
+
   detail::client_session& setter(char const* what) {
     if (session_->started())
       throw std::logic_error(std::string("sse::client::") + what + ": call it before start()");
@@ -109,5 +130,9 @@ private:
 
   std::shared_ptr<detail::client_session> session_;
 };
+
+inline detail::client_session& detail::client_access::session(client& c, char const* who) {
+  return c.setter(who);
+}
 
 } // namespace sse

@@ -93,7 +93,7 @@ private:
 /// @throws std::runtime_error naming `ca_file` when it cannot be read; std::logic_error after
 ///         `start()`.
 inline void enable(sse::client& c, client_options o = {}) {
-  auto& session = c.session("tls::enable");
+  auto& session = sse::detail::client_access::session(c, "tls::enable");
   std::shared_ptr<asio::ssl::context> ctx = o.context;
   if (!ctx) {
     ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
