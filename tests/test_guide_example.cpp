@@ -19,3 +19,11 @@ TEST_CASE("news subscribers get each headline with its id") {
   CHECK(events[1].id == "2");
 }
 // END guide
+
+// The guide's second example, just below the first.
+TEST_CASE("progress events carry the percentage") {
+  CHECK(sse::format_event(R"({"pct":50})", "progress", "task-1:50") ==
+        "event: progress\nid: task-1:50\ndata: {\"pct\":50}\n\n");
+  auto ev = sse::testing::parse(sse::format_event("50", "progress", "task-1:50")).at(0);
+  CHECK(ev.type == "progress");
+}
