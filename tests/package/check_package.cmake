@@ -17,7 +17,7 @@ run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/sse-build" -G "${GENERAT
     -DCMAKE_INSTALL_PREFIX=${stage})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/sse-build" --target install)
 
-foreach(f include/sse/sse.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/sseConfigVersion.cmake
+foreach(f include/sse/sse.hpp include/sse/client.hpp include/sse/testing.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/sseConfigVersion.cmake
           share/cmake/sse/FindAsio.cmake)
   if(NOT EXISTS "${stage}/${f}")
     message(FATAL_ERROR "not installed: ${f}")
@@ -25,7 +25,7 @@ foreach(f include/sse/sse.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/ss
 endforeach()
 
 if(WITH_HTTP2)
-  foreach(f include/sse/tls.hpp include/sse/http2.hpp share/cmake/sse/sseTlsTargets.cmake
+  foreach(f include/sse/tls.hpp include/sse/tls_client.hpp include/sse/http2.hpp share/cmake/sse/sseTlsTargets.cmake
             share/cmake/sse/sseHttp2Targets.cmake share/cmake/sse/Findnghttp2.cmake)
     if(NOT EXISTS "${stage}/${f}")
       message(FATAL_ERROR "not installed: ${f}")
