@@ -6,9 +6,12 @@
 //                   exactly one write() per subscriber; a subscriber whose write would block,
 //                   comes up short or fails is dropped on the spot. Then `200` with
 //                   {"delivered":N}, keep-alive.
+//   GET  /          with --page FILE: that file as text/html, keep-alive (the fairness probe's
+//                   request in bench/run.sh; the chat example serves its page there)
 // It shows what one write() per event per subscriber costs on this machine.
 //
-//   sse_floor_server [--host ADDR] [--port N]     (port 0: the kernel picks; the URL is printed)
+//   sse_floor_server [--host ADDR] [--port N] [--page FILE]
+//                    (port 0: the kernel picks; the URL is printed)
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,6 +27,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +37,7 @@
 namespace {
 
 constexpr std::size_t max_request = 1024 * 1024; // sanity cap, not a tuned limit
+std::string page_response; ///< the whole answer to GET / ("" without --page)
 
 struct conn {
   int fd = -1;
@@ -170,6 +176,14 @@ bool handle_requests(conn& c) {
       pos = body_start + static_cast<std::size_t>(content_length);
       continue;
     }
+    if (method == "GET" && target == "/" && !page_response.empty()) {
+      if (!write_all_once(c.fd, page_response)) {
+        drop(c.fd);
+        return false;
+      }
+      pos = body_start;
+      continue;
+    }
     static constexpr std::string_view nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     write_all_once(c.fd, nf);
     drop(c.fd);
@@ -228,8 +242,17 @@ int main(int argc, char** argv) {
       host = argv[++i];
     } else if (f == "--port" && i + 1 < argc) {
       port = std::atoi(argv[++i]);
+    } else if (f == "--page" && i + 1 < argc) {
+      std::ifstream in(argv[++i], std::ios::binary);
+      std::string const body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.good() && !in.eof()) {
+        std::fprintf(stderr, "sse_floor_server: cannot read %s\n", argv[i]);
+        return 2;
+      }
+      page_response = "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
     } else {
-      std::fprintf(stderr, "usage: sse_floor_server [--host ADDR] [--port N]\n");
+      std::fprintf(stderr, "usage: sse_floor_server [--host ADDR] [--port N] [--page FILE]\n");
       return f == "--help" ? 0 : 2;
     }
   }

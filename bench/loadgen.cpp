@@ -152,6 +152,8 @@ struct options {
   std::string label;
   bool h2 = false;         ///< subscribers are HTTP/2 streams (sse_h2_loadgen)
   std::size_t conns = 0;   ///< HTTP/2 connections the streams share (0: one per 100 streams)
+  std::string probe_path;  ///< fairness probe: GET this path on the subscribers' server ("": none)
+  double probe_interval_ms = 10;
 };
 
 void usage(FILE* f) {
@@ -180,6 +182,11 @@ void usage(FILE* f) {
       "  --settle S            wait after connecting, before measuring memory (1)\n"
       "  --drain S             after publishing, wait up to S of no progress for stragglers (3)\n"
       "  --label TEXT          copied into the JSON output\n"
+      "  --probe-path PATH     while publishing, GET PATH on the first --sub-url's server over one\n"
+      "                        keep-alive connection, one request at a time, and time the answers\n"
+      "                        (an unrelated request's latency under the fan-out load)\n"
+      "  --probe-interval-ms M a probe request due every M ms (10); one waiting for a late answer\n"
+      "                        goes as soon as it comes, and its latency from due counts the wait\n"
 #if SSE_LOADGEN_H2
       "  --h2                  subscribers are HTTP/2 streams: h2 by ALPN for https:// URLs,\n"
       "                        h2c by prior knowledge for http:// (publishers stay HTTP/1.1)\n"
@@ -235,6 +242,12 @@ options parse_options(int argc, char** argv) {
       o.pub_urls.emplace_back(v), ++i;
     } else if (f == "--label" && v) {
       o.label = v, ++i;
+    } else if (f == "--probe-path" && v) {
+      o.probe_path = v, ++i;
+      if (o.probe_path.empty() || o.probe_path.front() != '/')
+        die("--probe-path must start with '/': %s", v);
+    } else if (f == "--probe-interval-ms") {
+      o.probe_interval_ms = num(0.1, 60000);
     } else if (f == "--subs") {
       o.subs = static_cast<std::size_t>(num(1, 1e6));
     } else if (f == "--size") {
@@ -286,6 +299,8 @@ options parse_options(int argc, char** argv) {
     die("--sub-url is required");
   if (!o.idle && o.pub_urls.empty())
     die("--pub-url is required (or --idle)");
+  if (o.idle && !o.probe_path.empty())
+    die("--probe-path runs while publishing: not with --idle");
   if (o.h2 && o.conns == 0)
     o.conns = (o.subs + 99) / 100;
   if (o.h2 && o.stall_fraction > 0)
@@ -445,7 +460,7 @@ private:
 
 // --- connections ----------------------------------------------------------------------------
 
-enum class kind : std::uint32_t { sub = 1, pub = 2, h2 = 3 };
+enum class kind : std::uint32_t { sub = 1, pub = 2, h2 = 3, probe = 4 };
 
 std::uint64_t tag(kind k, std::size_t index) {
   return (static_cast<std::uint64_t>(k) << 32) | static_cast<std::uint64_t>(index);
@@ -624,6 +639,47 @@ private:
     return true;
   }
 };
+
+/// Where an answer's body ends, for answers read whole (publishers' and the probe's).
+enum class body_end { partial, complete, bad, until_close };
+
+/// The end of the body of the answer whose head `h` ends just before `body` in `in` (past its
+/// blank line): complete (`end` set), partial (not all read yet), bad framing, or until_close
+/// (no length: delimited by the server closing, so `end` is what is there).
+body_end find_body_end(std::string const& in, response_head const& h, std::size_t body, std::size_t& end) {
+  if (h.status == 204 || h.status == 304 || (h.status >= 100 && h.status < 200)) {
+    end = body;
+    return body_end::complete;
+  }
+  if (h.chunked) {
+    chunk_decoder d;
+    std::size_t const avail = in.size() - body;
+    std::size_t used = 0;
+    // Feed byte ranges until the decoder reaches the last chunk.
+    while (used < avail && d.st != chunk_decoder::done && d.st != chunk_decoder::bad) {
+      d.feed(in.data() + body + used, 1, [](char const*, std::size_t) {});
+      ++used;
+    }
+    if (d.st == chunk_decoder::bad)
+      return body_end::bad;
+    if (d.st != chunk_decoder::done)
+      return body_end::partial;
+    // Skip the (empty) trailer section: the final CRLF.
+    auto const crlf = in.find("\r\n", body + used);
+    if (crlf == std::string::npos)
+      return body_end::partial;
+    end = crlf + 2;
+    return body_end::complete;
+  }
+  if (h.content_length >= 0) {
+    if (in.size() - body < static_cast<std::size_t>(h.content_length))
+      return body_end::partial;
+    end = body + static_cast<std::size_t>(h.content_length);
+    return body_end::complete;
+  }
+  end = in.size();
+  return body_end::until_close;
+}
 
 /// An event-stream parser (WHATWG "Server-sent events", section 9.2.6): lines end with CRLF,
 /// LF or CR, possibly split across reads; only `data` matters here, other fields are skipped.
@@ -892,6 +948,17 @@ struct publisher {
 #endif
 };
 
+/// The fairness probe (--probe-path): one keep-alive connection, one GET at a time.
+struct probe_conn {
+  int fd = -1;
+  bool open = false;     ///< connected
+  bool inflight = false; ///< a GET is waiting for its answer
+  ns_t sent = 0;         ///< when that GET was written
+  ns_t due = 0;          ///< when it was due (sent is later if the previous answer was late)
+  ns_t next = 0;         ///< when the next one is due: one every interval, whatever happens
+  std::string in;
+};
+
 class loadgen {
 public:
   explicit loadgen(options o) : o_(std::move(o)) {}
@@ -919,6 +986,12 @@ private:
   void pub_responses(std::size_t k);
   void pub_lost_connection(std::size_t k);
   void publish_due(ns_t now);
+
+  // the fairness probe
+  void probe_connect();
+  void probe_event(std::uint32_t events);
+  void probe_due(ns_t now);
+  void probe_lost_connection();
 
   /// Reads what `fd` has into rbuf_; sets rx_kernel_ (the kernel's receive time) and `t`.
   ssize_t read_stamped(int fd, ns_t& t);
@@ -961,6 +1034,17 @@ private:
 
   std::vector<subscriber> subs_;
   std::vector<publisher> pubs_;
+  endpoint probe_ep_;
+  probe_conn probe_;
+  histogram probe_latency_; ///< GET written -> the kernel queued the answer's last bytes
+  /// GET due -> its answer: also counts the wait behind a slow previous answer, as a client
+  /// arriving on time would see it (the probes a stall holds back are sent late, not skipped).
+  histogram probe_due_latency_;
+  /// Probes sent in the measured window; of those: answered (any status), answered 2xx, never
+  /// answered (still waiting at the end, or their connection closed first).
+  std::uint64_t probe_sent_ = 0, probe_answered_ = 0, probe_ok_ = 0, probe_unanswered_ = 0;
+  std::uint64_t probe_reconnects_ = 0, probe_body_bytes_ = 0;
+  int probe_last_status_ = 0;
   std::size_t pending_connects_ = 0;
   std::size_t established_ = 0, failed_ = 0, closed_early_ = 0, stalled_ = 0;
   std::size_t protocol_errors_ = 0, refused_status_ = 0;
@@ -1378,44 +1462,23 @@ void loadgen::pub_responses(std::size_t k) {
       pub_lost_connection(k);
       return;
     }
-    std::size_t body_end = end + 4;
     if (h.status == 100) { // interim; the real answer follows
-      pos = body_end;
+      pos = end + 4;
       continue;
     }
-    if (h.status == 204 || h.status == 304) {
-      // no body
-    } else if (h.chunked) {
-      chunk_decoder d;
-      std::size_t const avail = p.in.size() - body_end;
-      std::size_t used = 0;
-      // Feed byte ranges until the decoder reaches the last chunk.
-      while (used < avail && d.st != chunk_decoder::done && d.st != chunk_decoder::bad) {
-        d.feed(p.in.data() + body_end + used, 1, [](char const*, std::size_t) {});
-        ++used;
-      }
-      if (d.st == chunk_decoder::bad) {
-        ++protocol_errors_;
-        pub_lost_connection(k);
-        return;
-      }
-      if (d.st != chunk_decoder::done)
-        break;
-      // Skip the (empty) trailer section: the final CRLF.
-      auto const crlf = p.in.find("\r\n", body_end + used);
-      if (crlf == std::string::npos)
-        break;
-      body_end = crlf + 2;
-    } else if (h.content_length >= 0) {
-      if (p.in.size() - body_end < static_cast<std::size_t>(h.content_length))
-        break;
-      body_end += static_cast<std::size_t>(h.content_length);
-    } else {
-      // Body until close: unusual for a keep-alive publish endpoint; treat as answered and reconnect.
-      close_after = true;
-      body_end = p.in.size();
+    std::size_t answer_end = 0;
+    body_end const b = find_body_end(p.in, h, end + 4, answer_end);
+    if (b == body_end::bad) {
+      ++protocol_errors_;
+      pub_lost_connection(k);
+      return;
     }
-    pos = body_end;
+    if (b == body_end::partial)
+      break;
+    // Body until close: unusual for a keep-alive publish endpoint; treat as answered and reconnect.
+    if (b == body_end::until_close)
+      close_after = true;
+    pos = answer_end;
     --p.inflight;
     --total_inflight_;
     if (h.status >= 200 && h.status < 300) {
@@ -1528,6 +1591,114 @@ void loadgen::publish_due(ns_t now) {
   }
 }
 
+// --- the fairness probe ----------------------------------------------------------------------
+
+void loadgen::probe_connect() {
+  auto& q = probe_;
+  ns_t const next = q.next; // the schedule goes on over a reconnection
+  q = probe_conn{};
+  q.next = next;
+  auto const& ai = probe_ep_.ai;
+  q.fd = set_nonblocking_socket(ai); // SO_TIMESTAMPNS too: the answers are timed like events
+  if (q.fd < 0)
+    die("socket: %s", std::strerror(errno));
+  if (connect(q.fd, ai.ai_addr, ai.ai_addrlen) != 0 && errno != EINPROGRESS)
+    die("cannot connect the probe: %s", std::strerror(errno));
+  epoll_set(q.fd, tag(kind::probe, 0), EPOLLOUT, EPOLL_CTL_ADD);
+}
+
+void loadgen::probe_lost_connection() {
+  auto& q = probe_;
+  if (q.inflight && q.sent >= m_start_ && q.sent < m_end_)
+    ++probe_unanswered_;
+  epoll_ctl(ep_, EPOLL_CTL_DEL, q.fd, nullptr);
+  close_hard(q.fd);
+  q.fd = -1;
+  q.open = q.inflight = false;
+  if (publishing_ && now_ns() < m_end_) {
+    ++probe_reconnects_;
+    probe_connect();
+  }
+}
+
+/// Sends the next GET when it is due and the previous one has been answered: one at a time, on
+/// a fixed schedule; after a slow answer the overdue ones go out one after the other.
+void loadgen::probe_due(ns_t now) {
+  auto& q = probe_;
+  if (o_.probe_path.empty() || !q.open || q.inflight || now < q.next || now >= m_end_)
+    return;
+  ssize_t const w = send(q.fd, probe_ep_.request.data(), probe_ep_.request.size(), MSG_NOSIGNAL);
+  if (w != static_cast<ssize_t>(probe_ep_.request.size())) { // an idle socket takes 100 bytes
+    probe_lost_connection();
+    return;
+  }
+  q.inflight = true;
+  q.sent = now;
+  q.due = q.next;
+  q.next += static_cast<ns_t>(o_.probe_interval_ms * 1e6);
+  if (now >= m_start_)
+    ++probe_sent_;
+}
+
+void loadgen::probe_event(std::uint32_t events) {
+  auto& q = probe_;
+  if (!q.open) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(q.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (events & (EPOLLERR | EPOLLHUP)))
+      die("the probe cannot connect: %s", std::strerror(err));
+    q.open = true;
+    epoll_set(q.fd, tag(kind::probe, 0), EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+    return;
+  }
+  ns_t t = 0;
+  std::uint64_t const kernel = kernel_stamps_, user = user_stamps_;
+  ssize_t const n = read_stamped(q.fd, t);
+  kernel_stamps_ = kernel, user_stamps_ = user; // those count the subscribers' reads
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    probe_lost_connection();
+    return;
+  }
+  if (n < 0)
+    return;
+  q.in.append(rbuf_.data(), static_cast<std::size_t>(n));
+  auto const head_end = q.in.find("\r\n\r\n");
+  if (!q.inflight || head_end == std::string::npos) {
+    if (!q.inflight || q.in.size() > (1u << 20)) { // bytes nobody asked for, or no head in 1 MiB
+      ++protocol_errors_;
+      probe_lost_connection();
+    }
+    return;
+  }
+  auto const h = parse_head(std::string_view(q.in).substr(0, head_end + 2));
+  if (h.ok && h.status >= 100 && h.status < 200) { // interim; the real answer follows
+    q.in.erase(0, head_end + 4);
+    return;
+  }
+  std::size_t end = 0;
+  body_end const b = h.ok ? find_body_end(q.in, h, head_end + 4, end) : body_end::bad;
+  if (b == body_end::partial)
+    return;
+  if (b == body_end::bad || b == body_end::until_close) { // a probe must be keep-alive
+    ++protocol_errors_;
+    probe_lost_connection();
+    return;
+  }
+  q.inflight = false;
+  if (q.sent >= m_start_ && q.sent < m_end_) {
+    probe_latency_.add(rx_kernel_ - q.sent); // the receive time of the answer's last bytes
+    probe_due_latency_.add(rx_kernel_ - q.due);
+    ++probe_answered_;
+    probe_ok_ += h.status >= 200 && h.status < 300;
+  }
+  probe_last_status_ = h.status;
+  probe_body_bytes_ = end - (head_end + 4);
+  q.in.erase(0, end);
+  if (h.close)
+    probe_lost_connection();
+}
+
 void loadgen::poll(int timeout_ms) {
   epoll_event evs[1024];
   int const n = epoll_wait(ep_, evs, 1024, timeout_ms);
@@ -1545,6 +1716,8 @@ void loadgen::poll(int timeout_ms) {
     auto const idx = static_cast<std::size_t>(evs[e].data.u64 & 0xffffffffu);
     if (k == kind::sub)
       sub_event(idx, evs[e].events);
+    else if (k == kind::probe)
+      probe_event(evs[e].events);
 #if SSE_LOADGEN_H2
     else if (k == kind::h2)
       h2_event(idx, evs[e].events);
@@ -1936,10 +2109,12 @@ void loadgen::publish_and_measure() {
   }
   last_seq_.assign(subs_.size() * pubs_.size(), -1);
   recv_.assign(subs_.size() * pubs_.size(), 0);
-  // Wait for the publisher connections before the clock starts.
+  if (!o_.probe_path.empty())
+    probe_connect();
+  // Wait for the publisher connections (and the probe's) before the clock starts.
   ns_t const deadline = now_ns() + 10 * ns_per_s;
   for (;;) {
-    bool all = true;
+    bool all = o_.probe_path.empty() || probe_.open;
     for (auto& p : pubs_)
       all = all && p.st == publisher::state::open;
     if (all)
@@ -1952,6 +2127,7 @@ void loadgen::publish_and_measure() {
   pub_start_ = now_ns();
   m_start_ = pub_start_ + seconds_to_ns(o_.warmup);
   m_end_ = m_start_ + seconds_to_ns(o_.duration);
+  probe_.next = pub_start_;
   bool started = false;
   for (;;) {
     ns_t const now = now_ns();
@@ -1962,11 +2138,14 @@ void loadgen::publish_and_measure() {
     if (now >= m_end_)
       break;
     publish_due(now);
+    probe_due(now);
     int timeout = 50;
     if (o_.rate > 0 && total_inflight_ < o_.window) {
       ns_t const due = pub_start_ + static_cast<ns_t>(static_cast<double>(rate_k_) * 1e9 / o_.rate);
       timeout = static_cast<int>(std::clamp<ns_t>((due - now) / 1000000, 0, 50));
     }
+    if (probe_.open && !probe_.inflight) // epoll's milliseconds: rounded up, never early
+      timeout = std::min<int>(timeout, static_cast<int>(std::clamp<ns_t>((probe_.next - now + 999999) / 1000000, 0, 50)));
     ns_t const next_phase = started ? m_end_ : m_start_;
     timeout = std::min<int>(timeout, static_cast<int>(std::max<ns_t>((next_phase - now) / 1000000, 0)));
     poll(timeout);
@@ -2000,7 +2179,7 @@ void loadgen::drain() {
   for (;;) {
     poll(20);
     ns_t const now = now_ns();
-    if (total_inflight_ == 0 && all_delivered())
+    if (total_inflight_ == 0 && all_delivered() && !probe_.inflight) // the probe's last answer too
       break;
     if (in_order_ != last_count || total_inflight_ != last_inflight) {
       last_count = in_order_;
@@ -2036,6 +2215,15 @@ int loadgen::run() {
       e.u = parse_url(s);
       e.ai = resolve(e.u, e.addr_storage);
     }
+  }
+  if (!o_.probe_path.empty()) {
+    probe_ep_.u = sub_eps_.front().u;
+    if (probe_ep_.u.tls)
+      die("--probe-path speaks http:// only");
+    probe_ep_.u.path = o_.probe_path;
+    probe_ep_.ai = resolve(probe_ep_.u, probe_ep_.addr_storage);
+    probe_ep_.request = "GET " + o_.probe_path + " HTTP/1.1\r\nHost: " + probe_ep_.u.authority +
+                        "\r\nAccept: text/html\r\n\r\n";
   }
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0)
@@ -2081,6 +2269,8 @@ int loadgen::run() {
   } else {
     publish_and_measure();
     drain();
+    if (probe_.inflight && probe_.sent >= m_start_ && probe_.sent < m_end_)
+      ++probe_unanswered_; // not answered by the end of the drain
     // Loss: for every reading subscriber that was streaming before the first POST, every
     // event answered 2xx should have arrived (those evicted or closed count as losses too).
     for (std::size_t i = 0; i < subs_.size(); ++i) {
@@ -2106,6 +2296,8 @@ int loadgen::run() {
   for (auto& p : pubs_)
     if (p.fd >= 0)
       close_hard(p.fd), p.fd = -1;
+  if (probe_.fd >= 0)
+    close_hard(probe_.fd), probe_.fd = -1;
 #if SSE_LOADGEN_H2
   for (auto& h : h2s_) {
     if (h.ng)
@@ -2181,6 +2373,17 @@ void loadgen::report() {
 #endif
     std::printf("\"protocol\":\"%s\",\"tls\":%s,\"connections\":%zu,", protocol, tls ? "true" : "false",
                 connections);
+    if (!o_.probe_path.empty())
+      std::printf("\"probe\":{\"path\":\"%s\",\"interval_ms\":%g,\"expected\":%.0f,\"sent\":%" PRIu64
+                  ",\"answered\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"unanswered\":%" PRIu64
+                  ",\"reconnects\":%" PRIu64 ",\"last_status\":%d,\"body_bytes\":%" PRIu64
+                  ",\"latency_us\":{\"samples\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}"
+                  ",\"from_due_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}},",
+                  o_.probe_path.c_str(), o_.probe_interval_ms, secs * 1000 / o_.probe_interval_ms, probe_sent_,
+                  probe_answered_, probe_ok_, probe_unanswered_, probe_reconnects_, probe_last_status_,
+                  probe_body_bytes_, probe_latency_.count(), us(probe_latency_.quantile(0.5)),
+                  us(probe_latency_.quantile(0.99)), us(probe_latency_.max()), us(probe_due_latency_.quantile(0.5)),
+                  us(probe_due_latency_.quantile(0.99)), us(probe_due_latency_.max()));
     std::printf("\"server_pids\":[");
     for (std::size_t k = 0; k < o_.server_pids.size(); ++k)
       std::printf("%s%ld", k ? "," : "", o_.server_pids[k]);
@@ -2210,6 +2413,14 @@ void loadgen::report() {
                 ", foreign %" PRIu64 ")\n",
                 lost_, expected_, gaps_, out_of_order_, foreign_events_);
   }
+  if (!o_.probe_path.empty())
+    std::printf("probe GET %s  p50 %.1f us, p99 %.1f us, max %.1f us (from due: p99 %.1f us); %" PRIu64
+                " sent (%.0f due), %" PRIu64
+                " answered (%" PRIu64 " 2xx, last %d, %" PRIu64 " body bytes), %" PRIu64 " unanswered\n",
+                o_.probe_path.c_str(), us(probe_latency_.quantile(0.5)), us(probe_latency_.quantile(0.99)),
+                us(probe_latency_.max()), us(probe_due_latency_.quantile(0.99)), probe_sent_,
+                secs * 1000 / o_.probe_interval_ms, probe_answered_,
+                probe_ok_, probe_last_status_, probe_body_bytes_, probe_unanswered_);
   if (sub_eps_.size() > 1 && !o_.idle)
     for (std::size_t e = 0; e < sub_eps_.size(); ++e)
       std::printf("  %-11s %zu streaming, p50 %.1f us, p99 %.1f us, %" PRIu64 " lost\n", o_.sub_urls[e].c_str(),

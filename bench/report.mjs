@@ -13,7 +13,7 @@ if (!dir || !out) {
 const meta = JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8"));
 const runs = {};
 for (const f of fs.readdirSync(dir)) {
-  if (!f.endsWith(".json") || f === "meta.json" || f === "micro.json") continue;
+  if (!f.endsWith(".json") || f === "meta.json" || f.startsWith("micro")) continue;
   try {
     runs[f.slice(0, -5)] = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
   } catch {
@@ -22,6 +22,8 @@ for (const f of fs.readdirSync(dir)) {
 }
 
 const servers = meta.servers;
+// Scenarios run (bench/run.sh BENCH_SCENARIOS); older results ran them all.
+const ran = (x) => !meta.scenarios || meta.scenarios.includes(x);
 const names = { sse: "sse (chat, 1 thread)", nchan: "nginx + nchan", "better-sse": "Node + better-sse", floor: "floor" };
 const peers = servers.filter((s) => s !== "sse");
 
@@ -51,7 +53,9 @@ function check(label, r, { expectLoss = false } = {}) {
   if (r.mode === "publish" && r.rx_time === "kernel" && r.kernel_stamped_reads === 0 && r.user_stamped_reads > 0)
     notes.push(`\`${label}\`: no kernel receive timestamps; its latency is when the load generator read the events.`);
   if (r.protocol_errors > 0) notes.push(`\`${label}\`: ${r.protocol_errors} protocol errors.`);
-  if (r.foreign_events > 0) notes.push(`\`${label}\`: ${r.foreign_events} events the load generator did not send.`);
+  if (r.foreign_events > 0)
+    notes.push(`\`${label}\`: ${r.foreign_events} events the load generator did not send` +
+      (r.foreign_events === r.established && label.includes("sse") ? " (one per stream: the chat example's `presence` list to each new subscriber)." : "."));
   if (r.loadgen_cpu > 0.9) {
     const serverBusy = r.server_cpu_util + Math.max(r.server_runq_wait, 0) > 0.9;
     notes.push(`\`${label}\`: the load generator used ${pct(r.loadgen_cpu)} of its core` +
@@ -60,6 +64,13 @@ function check(label, r, { expectLoss = false } = {}) {
         : `: it may be the bottleneck.`));
   }
   if (r.server_runq_wait > 0.1 || r.loadgen_runq_wait > 0.1) starved.push([label, r.server_runq_wait, r.loadgen_runq_wait]);
+  const q = r.probe;
+  if (q) {
+    if (q.unanswered > 0) notes.push(`\`${label}\`: ${q.unanswered} fairness probes (GET ${q.path}) were never answered.`);
+    if (q.answered > q.ok) notes.push(`\`${label}\`: ${q.answered - q.ok} fairness probes were answered with a non-2xx status (last ${q.last_status}).`);
+    if (q.sent < 0.5 * q.expected)
+      notes.push(`\`${label}\`: only ${fmtInt(q.sent)} of ${fmtInt(q.expected)} fairness probes went out in the window: the answers were slower than the ${q.interval_ms} ms interval (see "p99 from due").`);
+  }
 }
 
 const md = [];
@@ -105,6 +116,7 @@ function ratioLine(get, key, better) {
 }
 
 // --- (a) ---
+if (ran("a")) {
 line("## (a) Fan-out as fast as the server accepts");
 line();
 line(`Publishing in a closed loop with ${meta.window} POSTs outstanding (one per keep-alive connection).`);
@@ -136,8 +148,111 @@ for (const n of meta.a_subs) {
     line();
   }
 }
+}
+
+// --- (s) single publisher ---
+// Figures checked against issue #12's targets, collected for the "Targets" section.
+const targets = [];
+const met = (ok) => (ok == null ? "–" : ok ? "**met**" : "**not met**");
+const x = (v) => (v == null || !(v > 0) ? "–" : `${v.toFixed(v >= 10 ? 0 : 1)}×`);
+const div = (a, b) => (a == null || b == null || !(a > 0) || !(b > 0) ? null : a / b);
+if (ran("s")) {
+  line("## Single publisher: one POST in flight, as fast as acknowledged");
+  line();
+  line("One publisher connection sends its next event when the previous POST is answered (the load");
+  line("generator's window is 1), so the server never holds two events at once: every event is its");
+  line("own write to every subscriber, and the rate is set by how fast one event goes out. Otherwise");
+  line("as (a). Ratios are sse's figure over the other's in this run.");
+  line();
+  for (const n of meta.a_subs) {
+    line(`### ${n.toLocaleString("en-US")} subscribers, 1 publisher`);
+    line();
+    line("| server | deliveries/s | publishes/s | p50 | p99 | lost | CPU per delivery | server CPU | waited | loadgen CPU |");
+    line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (const s of servers) {
+      const label = `s-${n}-${s}`, r = runs[label];
+      check(label, r);
+      if (!r) {
+        line(`| ${names[s]} | failed | | | | | | | | |`);
+        continue;
+      }
+      line(`| ${names[s]} | ${fmtInt(r.deliveries_per_s)} | ${fmtInt(r.publish_rate)} | ${us(r.latency_us.p50)} | ${us(r.latency_us.p99)} | ${fmtInt(r.lost)} | ${fmt(r.server_cpu_us_per_delivery, 2)} µs | ${pct(r.server_cpu_util)} | ${pct(r.server_runq_wait)} | ${pct(r.loadgen_cpu)} |`);
+    }
+    line();
+    ratioLine((s) => runs[`s-${n}-${s}`], (r) => r.deliveries_per_s, "higher");
+  }
+  line("### 1 publisher beside 8");
+  line();
+  line("| subscribers | server | deliveries/s, 8 publishers | 1 publisher | 1 / 8 | p99, 8 publishers | 1 publisher | lost, 1 publisher |");
+  line("|---:|---|---:|---:|---:|---:|---:|---:|");
+  for (const n of meta.a_subs)
+    for (const s of servers) {
+      const a = runs[`a-${n}-${s}`], r = runs[`s-${n}-${s}`];
+      line(`| ${n.toLocaleString("en-US")} | ${names[s]} | ${a ? fmtInt(a.deliveries_per_s) : "–"} | ${r ? fmtInt(r.deliveries_per_s) : "–"} | ${ratio(r?.deliveries_per_s, a?.deliveries_per_s)} | ${a ? us(a.latency_us.p99) : "–"} | ${r ? us(r.latency_us.p99) : "–"} | ${r ? fmtInt(r.lost) : "–"} |`);
+    }
+  line();
+  if (servers.includes("sse") && servers.includes("nchan")) {
+    for (const n of meta.a_subs) {
+      const r = runs[`s-${n}-sse`], c = runs[`s-${n}-nchan`];
+      const k = div(r?.deliveries_per_s, c?.deliveries_per_s);
+      targets.push([`One publisher, ${n.toLocaleString("en-US")} subscribers: sse ≥ 3× nchan's deliveries/s, no loss`,
+        `${x(k)} (${r ? fmtInt(r.deliveries_per_s) : "–"} vs ${c ? fmtInt(c.deliveries_per_s) : "–"}/s), ${r ? fmtInt(r.lost) : "–"} lost`,
+        k == null || !r ? null : k >= 3 && r.lost === 0]);
+    }
+    const big = meta.a_subs[meta.a_subs.length - 1];
+    const r = runs[`s-${big}-sse`], c = runs[`s-${big}-nchan`];
+    targets.push([`One publisher, ${big.toLocaleString("en-US")} subscribers: sse's p99 below nchan's`,
+      `${r ? us(r.latency_us.p99) : "–"} vs ${c ? us(c.latency_us.p99) : "–"}`,
+      r && c ? r.latency_us.p99 < c.latency_us.p99 : null]);
+  }
+}
+if (ran("a") && servers.includes("sse") && servers.includes("nchan")) {
+  // Issue #12's "today": the ratios measured when it was opened, at 1,000 and 10,000.
+  const before = { 1000: 6, 10000: 9 };
+  for (const n of meta.a_subs) {
+    const k = div(runs[`a-${n}-sse`]?.deliveries_per_s, runs[`a-${n}-nchan`]?.deliveries_per_s);
+    const floor = before[n];
+    targets.push([`Eight publishers, ${n.toLocaleString("en-US")} subscribers: sse / nchan no worse than ${floor ? `${floor}×` : "before"}`,
+      x(k), k == null || !floor ? null : k >= floor]);
+  }
+}
+
+// --- fairness ---
+const probed = [];
+for (const [prefix, what] of [["a", `${meta.window} publishers`], ["s", "1 publisher"]])
+  for (const s of servers) {
+    const r = runs[`${prefix}-${meta.probe_subs}-${s}`];
+    if (r && r.probe) probed.push([prefix, what, s, r]);
+  }
+if (probed.length) {
+  line(`## Fairness: GET / while ${meta.probe_subs.toLocaleString("en-US")} subscribers are fed as fast as accepted`);
+  line();
+  line(`During the ${meta.probe_subs.toLocaleString("en-US")}-subscriber runs of (a) and of the single-publisher scenario, the load`);
+  line(`generator also sends \`GET ${meta.probe_path}\` on a keep-alive connection of its own, one request at a time, every ${meta.probe_interval_ms} ms`);
+  line("(one waiting behind a late answer goes as soon as that answer is in): the chat example's page, 14 KiB;");
+  line("nchan, better-sse and the floor server serve the same file there. Latency runs from the request's");
+  line("write to the kernel's receive time of the answer's last bytes; \"from due\" runs from when the request");
+  line("was due, so it counts the wait behind a slow answer too, as a client arriving then would see it.");
+  line("\"Sent\" against \"due\" shows how many the slow answers held back past the window.");
+  line();
+  line("| server | publishers | p50 | p99 | max | p99 from due | sent / due | answered 2xx | unanswered | deliveries/s of the run |");
+  line("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const [, what, s, r] of probed) {
+    const q = r.probe;
+    line(`| ${names[s]} | ${what} | ${us(q.latency_us.p50)} | ${us(q.latency_us.p99)} | ${us(q.latency_us.max)} | ${us(q.from_due_us?.p99)} | ${fmtInt(q.sent)} / ${fmtInt(q.expected)} | ${fmtInt(q.ok)} | ${fmtInt(q.unanswered)} | ${fmtInt(r.deliveries_per_s)} |`);
+  }
+  line();
+  for (const [prefix, what, s, r] of probed) {
+    if (s !== "sse") continue;
+    const q = r.probe;
+    targets.push([`Fairness, ${what}, ${meta.probe_subs.toLocaleString("en-US")} subscribers: sse answers GET / with p99 < 20 ms`,
+      `${us(q.latency_us.p99)} (max ${us(q.latency_us.max)}; from due: p99 ${us(q.from_due_us?.p99)}; ${fmtInt(q.sent)} of ${fmtInt(q.expected)} probes sent, ${q.unanswered} unanswered)`,
+      q.latency_us.samples > 0 ? q.latency_us.p99 < 20000 && q.unanswered === 0 : null]);
+  }
+}
 
 // --- (b) ---
+if (ran("b")) {
 line(`## (b) Latency at a steady ${meta.b_rate} events/s, ${meta.b_subs.toLocaleString("en-US")} subscribers`);
 line();
 line("| server | p50 | p99 | max | p50 / p99 as read by the load generator | deliveries/s | lost | CPU per delivery | server CPU | waited | loadgen CPU |");
@@ -167,8 +282,10 @@ line("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   line("p99:");
   ratioLine(get, (r) => r.latency_us.p99, "lower");
 }
+}
 
 // --- (c) ---
+if (ran("c")) {
 line(`## (c) ${meta.c_subs.toLocaleString("en-US")} idle connections: memory per connection`);
 line();
 line("RSS before connecting, after connecting every subscriber (and a settle second), and the");
@@ -190,8 +307,10 @@ line("|---|---:|---:|---:|---:|---:|");
   line();
   ratioLine(get, (r) => r.rss_per_conn_bytes, "lower");
 }
+}
 
 // --- (d) ---
+if (ran("d")) {
 line(`## (d) ${Math.round(meta.d_stall * 100)} % of ${meta.d_subs.toLocaleString("en-US")} subscribers stop reading, publishing as fast as accepted`);
 line();
 line("The stalled subscribers never read after the response head; what they miss is not counted.");
@@ -213,6 +332,7 @@ line("|---|---:|---:|---:|---:|---:|---:|---:|");
   line();
   line("Deliveries/s:");
   ratioLine(get, (r) => r.deliveries_per_s, "higher");
+}
 }
 
 // --- micro ---
@@ -239,6 +359,63 @@ if (fs.existsSync(microPath)) {
   } catch {
     notes.push("the micro-benchmarks' JSON could not be read.");
   }
+}
+const microMtPath = path.join(dir, "micro_mt.json");
+if (fs.existsSync(microMtPath)) {
+  try {
+    const all = (JSON.parse(fs.readFileSync(microMtPath, "utf8")).benchmarks ?? []).filter((b) => b.run_type !== "aggregate");
+    line("### Concurrency (`sse_micro` on both cores)");
+    line();
+    line("`BM_concurrent_publish/1000`: each thread publishes to a topic of its own with 1,000 subscribers;");
+    line("per iteration every thread makes 16 publishes between two barriers (timed: until the slowest");
+    line("thread is done), then drains its subscribers with `pop_all` (not timed, no one publishing).");
+    line("Publishes/s are over all threads.");
+    line();
+    line("| threads | publishes/s | deliveries/s | time per round of 16 publishes | / 1 thread |");
+    line("|---:|---:|---:|---:|---:|");
+    const conc = all.filter((b) => b.name.startsWith("BM_concurrent_publish/"));
+    const one = conc.find((b) => b.threads === 1);
+    for (const b of conc) {
+      const unitNs = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 }[b.time_unit] ?? 1;
+      line(`| ${b.threads} | ${fmtInt(b.publishes_per_s)} | ${fmtInt(b.items_per_second)} | ${us((b.real_time * unitNs) / 1000)} | ${ratio(b.publishes_per_s, one?.publishes_per_s)} |`);
+    }
+    line();
+    const two = conc.find((b) => b.threads === 2);
+    const k = div(two?.publishes_per_s, one?.publishes_per_s);
+    targets.push(["Publish from 2 threads to 2 topics: ≥ 1.6× the rate of 1 thread (2 cores)", x(k), k == null ? null : k >= 1.6]);
+
+    line("`BM_subscribe_during_publish/X`: a `subscribe` + `unsubscribe` pair due every 100 µs while another thread");
+    line("publishes without pause to 100,000 subscribers of one topic (drop_oldest queues of 4 that nobody reads);");
+    line("X is the topic the pairs use. p50/p99/max run from each pair's due time to its end: pairs held up behind");
+    line("a blocked one count their wait (no slot is skipped), as a client arriving then would. \"Per call\" is the");
+    line("pair's own time. \"Publishes/s\" is the publisher's rate meanwhile.");
+    line();
+    line("| pairs on | samples | p50 | p99 | max | per call p99 / max | subscribe p99 | unsubscribe p99 | publishes/s to 100,000 |");
+    line("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    const control = all.find((b) => b.name.startsWith("BM_subscribe_during_publish/no_publisher"));
+    for (const b of all.filter((b) => b.name.startsWith("BM_subscribe_during_publish/"))) {
+      const what = b.name.split("/")[1].replace(/_/g, " ");
+      line(`| ${what} | ${fmtInt(b.samples)} | ${us(b.p50_us)} | ${us(b.p99_us)} | ${us(b.max_us)} | ${us(b.call_p99_us)} / ${us(b.call_max_us)} | ${us(b.subscribe_p99_us)} | ${us(b.unsubscribe_p99_us)} | ${fmtInt(b.publishes_per_s)} |`);
+      if (b.name.includes("/no_publisher")) continue;
+      targets.push([`Subscribe + unsubscribe while another thread publishes to 100,000 subscribers (${what}): p99 < 1 ms`,
+        `${us(b.p99_us)} (max ${us(b.max_us)}; per call ${us(b.call_p99_us)}; ${fmtInt(b.publishes_per_s)} publishes/s; with no publisher ${control ? us(control.p99_us) : "–"})`,
+        b.samples > 0 ? b.p99_us < 1000 : null]);
+    }
+    line();
+  } catch {
+    notes.push("the concurrent micro-benchmarks' JSON could not be read.");
+  }
+}
+
+if (targets.length) {
+  line("## Targets (issue #12)");
+  line();
+  line("Each figure from this run; ratios between servers are of runs made minutes apart on the same cores.");
+  line();
+  line("| target | this run | |");
+  line("|---|---|---|");
+  for (const [what, figure, ok] of targets) line(`| ${what} | ${figure} | ${met(ok)} |`);
+  line();
 }
 
 if (starved.length) {
@@ -275,6 +452,8 @@ line("```sh");
 line("bench/run.sh            # everything, writes docs/benchmarks.md" + (meta.quick ? "" : ` (${Math.round(meta.wall_seconds / 60)} minutes here)`));
 line("bench/run.sh --quick    # smoke run: tiny counts, 1 s each, written under build/bench/results/");
 line("BENCH_DURATION=30 BENCH_WARMUP=5 BENCH_SERVERS='sse floor' bench/run.sh");
+line("BENCH_SCENARIOS='s' BENCH_SERVERS='sse nchan' BENCH_DURATION=4 bench/run.sh   # one scenario (report under build/bench/results/)");
+line("SSE_MICRO_SAMPLE_SECONDS=2 taskset -c 0,1 build/bench/bench/sse_micro --benchmark_filter='^BM_(concurrent|subscribe)_'");
 line("```");
 line();
 line("Raw JSON of every run: `build/bench/results/<date>/` (not committed). The servers: the chat");

@@ -7,7 +7,7 @@
 // whole connection; RST_STREAM and GOAWAY received are recorded; and the frames of the attack
 // tests (resets, PINGs, SETTINGS, empty DATA) are produced by nghttp2 itself.
 
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 #include "tls_client.hpp"
 
 #include <nghttp2/nghttp2.h>
@@ -56,7 +56,7 @@ struct h2_stream {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  event_stream_parser parser;
+  event_reader parser;
   bool end_stream = false;   ///< the server's END_STREAM arrived
   bool closed = false;       ///< nghttp2 closed the stream (either way)
   std::uint32_t close_code = 0;
@@ -76,7 +76,7 @@ struct h2_stream {
     return std::nullopt;
   }
   bool ok() const { return status == 200 && header("content-type") == std::string("text/event-stream"); }
-  std::vector<parsed_event> const& events() const { return parser.events(); }
+  std::vector<sse::parsed_event> const& events() const { return parser.events(); }
   bool answered() const { return status != 0 && (end_stream || closed); }
 };
 

@@ -3,7 +3,7 @@
 // The server the integration tests run: a broker and a started sse::server with the routes
 // every test uses, and helpers to publish and check numbered events.
 
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 #include "test_client.hpp"
 
 #include <sse/broker.hpp>
@@ -169,7 +169,7 @@ struct test_server {
 };
 
 
-inline sse_test::parsed_event expected(std::string const& data, std::string const& id) {
+inline sse::parsed_event expected(std::string const& data, std::string const& id) {
   return {"message", sse_test::as_client_sees(data), id};
 }
 
@@ -188,7 +188,7 @@ inline void publish_numbered(sse::broker& b, std::size_t n) {
 
 /// The first index where `got` differs from the numbered sequence, or got.size() if it is an
 /// exact prefix of it.
-inline std::size_t first_mismatch(std::vector<sse_test::parsed_event> const& got) {
+inline std::size_t first_mismatch(std::vector<sse::parsed_event> const& got) {
   for (std::size_t i = 0; i < got.size(); ++i)
     if (!(got[i] == expected(numbered(i), std::to_string(i))))
       return i;

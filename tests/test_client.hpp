@@ -1,9 +1,9 @@
 #pragma once
 
 // A blocking test client for integration tests over loopback: raw bytes in and out with
-// deadlines, HTTP responses taken apart, and an event-stream reader on the independent parser.
+// deadlines, HTTP responses taken apart, and an event-stream reader on sse::parser.
 
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 
 // Built with SSE_TEST_TLS, `client` speaks TLS (ALPN http/1.1) over its socket: the same
 // HTTP/1.1 tests then run over HTTPS (test_server_tls).
@@ -507,11 +507,11 @@ public:
     feed();
     return r;
   }
-  std::vector<sse_test::parsed_event> const& events() const { return parser.events(); }
+  std::vector<sse::parsed_event> const& events() const { return parser.events(); }
 
   client c;
   http_response head;
-  sse_test::event_stream_parser parser;
+  sse_test::event_reader parser;
   bool chunked = false;
   chunk_decoder chunks;
 

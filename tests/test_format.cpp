@@ -1,4 +1,4 @@
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 
 #include <sse/format.hpp>
 
@@ -10,10 +10,10 @@
 
 using namespace std::string_literals;
 using sse_test::parse_all;
-using sse_test::parsed_event;
+using sse::parsed_event;
 
 namespace {
-/// Formats, parses with the independent parser, and expects exactly one event back.
+/// Formats, parses with sse::parser, and expects exactly one event back.
 parsed_event round_trip(std::string_view data, std::string_view name = {}, std::string_view id = {}) {
   auto const bytes = sse::format_event(data, name, id);
   auto const events = parse_all(bytes);
@@ -73,22 +73,22 @@ TEST_CASE("format_event keeps data that looks like fields or comments as data", 
     auto const ev = round_trip(data);
     CHECK(ev.data == sse_test::as_client_sees(data));
     CHECK(ev.type == "message");
-    CHECK(ev.last_event_id.empty());
+    CHECK(ev.id.empty());
   }
 }
 
 TEST_CASE("format_event round-trips event names and ids", "[format]") {
   auto const ev = round_trip("payload", "update", "42");
   CHECK(ev.type == "update");
-  CHECK(ev.last_event_id == "42");
+  CHECK(ev.id == "42");
   CHECK(ev.data == "payload");
   auto const spaced = round_trip("p", " spaced", " id ");
   CHECK(spaced.type == " spaced");
-  CHECK(spaced.last_event_id == " id ");
+  CHECK(spaced.id == " id ");
   auto const utf8 = round_trip("\xC3\xA9t\xC3\xA9", "\xE2\x9C\x93", "\xF0\x9F\x98\x80");
   CHECK(utf8.data == "\xC3\xA9t\xC3\xA9");
   CHECK(utf8.type == "\xE2\x9C\x93");
-  CHECK(utf8.last_event_id == "\xF0\x9F\x98\x80");
+  CHECK(utf8.id == "\xF0\x9F\x98\x80");
 }
 
 TEST_CASE("format_event refuses an event name with CR or LF, naming the field", "[format]") {
@@ -129,7 +129,7 @@ TEST_CASE("NUL in data is kept, since only ids forbid it", "[format]") {
 TEST_CASE("comment frames are ignored by clients and split across lines", "[format]") {
   CHECK(sse::format_comment("keep-alive") == ": keep-alive\n\n");
   CHECK(sse::format_comment("a\nb\rc") == ": a\n: b\n: c\n\n");
-  sse_test::event_stream_parser p;
+  sse_test::event_reader p;
   p.feed(sse::format_comment("a\nid: 1\ndata: x"));
   CHECK(p.events().empty());
   CHECK(p.last_event_id().empty());
@@ -138,10 +138,10 @@ TEST_CASE("comment frames are ignored by clients and split across lines", "[form
 
 TEST_CASE("a retry-only frame sets the delay without dispatching", "[format]") {
   CHECK(sse::format_retry(std::chrono::milliseconds(2500)) == "retry: 2500\n\n");
-  sse_test::event_stream_parser p;
+  sse_test::event_reader p;
   p.feed(sse::format_retry(std::chrono::seconds(3)));
   CHECK(p.events().empty());
-  CHECK(p.retry() == 3000);
+  CHECK(p.retry() == std::chrono::milliseconds(3000));
   CHECK_THROWS_AS(sse::format_retry(std::chrono::milliseconds(-1)), std::invalid_argument);
 }
 
@@ -154,11 +154,11 @@ TEST_CASE("sse::event formats every field in order and round-trips", "[format][e
   auto const bytes = sse::format(ev);
   CHECK(bytes == ": hello\nretry: 1500\nevent: update\nid: 17\ndata: line1\ndata: line2\n\n");
   CHECK(bytes.size() == sse::formatted_size(ev));
-  sse_test::event_stream_parser p;
+  sse_test::event_reader p;
   p.feed(bytes);
   REQUIRE(p.events().size() == 1);
   CHECK(p.events()[0] == parsed_event{"update", "line1\nline2", "17"});
-  CHECK(p.retry() == 1500);
+  CHECK(p.retry() == std::chrono::milliseconds(1500));
 }
 
 TEST_CASE("sse::event appends into a caller's buffer", "[format][event]") {
@@ -168,16 +168,16 @@ TEST_CASE("sse::event appends into a caller's buffer", "[format][event]") {
   CHECK(out == "prefix|data: a\n\nid: 2\ndata: b\n\n");
   auto const events = parse_all(out.substr(7));
   REQUIRE(events.size() == 2);
-  CHECK(events[1].last_event_id == "2");
+  CHECK(events[1].id == "2");
 }
 
 TEST_CASE("sse::event with an empty id resets the client's last event id", "[format][event]") {
-  sse_test::event_stream_parser p;
+  sse_test::event_reader p;
   p.feed(sse::format(sse::event("a").id("5")));
   CHECK(p.last_event_id() == "5");
   p.feed(sse::format(sse::event("b").id("")));
   REQUIRE(p.events().size() == 2);
-  CHECK(p.events()[1].last_event_id.empty());
+  CHECK(p.events()[1].id.empty());
 }
 
 TEST_CASE("sse::event without data formats only its other fields", "[format][event]") {
@@ -222,7 +222,7 @@ TEST_CASE("many events in one stream parse back in order, whatever the split", "
     expect.push_back({i % 2 ? "odd" : "message", sse_test::as_client_sees(data), std::to_string(i)});
   }
   for (std::size_t chunk : {1u, 2u, 7u, 64u, 100000u}) {
-    sse_test::event_stream_parser p;
+    sse_test::event_reader p;
     for (std::size_t i = 0; i < stream.size(); i += chunk)
       p.feed(std::string_view(stream).substr(i, chunk));
     CHECK(p.events() == expect);

@@ -2,7 +2,7 @@
 // (h2_client.hpp) in cleartext by prior knowledge and over TLS with ALPN "h2"; the abuse limits
 // of sse::http2::options; TLS handshakes that stall or are not TLS; certificate errors.
 
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 #include "h2_client.hpp"
 #include "server_fixture.hpp"
 #include "test_client.hpp"

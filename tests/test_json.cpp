@@ -1,4 +1,4 @@
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 
 #include <sse/frame.hpp>
 #include <sse/json.hpp>

@@ -1,4 +1,4 @@
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 #include "test_client.hpp"
 
 #include <sse/sse.hpp>
@@ -18,14 +18,14 @@ namespace {
 sse::history_limits keep(std::size_t n) { return sse::history_limits{n, 1 << 20, std::chrono::hours(1)}; }
 
 /// Everything queued for `s`, parsed as a client would see it.
-std::vector<sse_test::parsed_event> read_all(sse::subscription& s) {
+std::vector<sse::parsed_event> read_all(sse::subscription& s) {
   std::string bytes;
   while (auto f = s.try_pop())
     bytes += f->view();
   return parse_all(bytes);
 }
 
-std::vector<std::string> datas(std::vector<sse_test::parsed_event> const& evs) {
+std::vector<std::string> datas(std::vector<sse::parsed_event> const& evs) {
   std::vector<std::string> out;
   for (auto const& e : evs)
     out.push_back(e.data);
@@ -51,7 +51,7 @@ TEST_CASE("the broker gives events ids that increase strictly", "[history]") {
   REQUIRE(events.size() == 20);
   std::uint64_t epoch = 0, prev = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    CHECK(events[i].last_event_id == ids[i]); // the id is in the frame the client gets
+    CHECK(events[i].id == ids[i]); // the id is in the frame the client gets
     auto const dash = ids[i].find('-');
     REQUIRE(dash != std::string::npos);
     auto const e = std::stoull(ids[i].substr(0, dash)), seq = std::stoull(ids[i].substr(dash + 1));
@@ -93,7 +93,7 @@ TEST_CASE("a reconnect with the last id gets exactly the missed events, then liv
   first.unsubscribe(); // the client goes away
   for (int i = 5; i < 12; ++i)
     b.publish("t", sse::event("e" + std::to_string(i)));
-  auto again = b.subscribe("t", resume_from(seen.back().last_event_id));
+  auto again = b.subscribe("t", resume_from(seen.back().id));
   CHECK(again.resume() == sse::resume_result::replayed);
   b.publish("t", sse::event("live"));
   auto const got = datas(read_all(again));
@@ -107,7 +107,7 @@ TEST_CASE("resume works for several topics on one connection, in publish order",
   auto first = b.subscribe({"a", "b"});
   b.publish("a", sse::event("a0"));
   b.publish("b", sse::event("b0"));
-  auto const last = read_all(first).back().last_event_id;
+  auto const last = read_all(first).back().id;
   first.unsubscribe();
   b.publish("a", sse::event("a1"));
   b.publish("c", sse::event("c1")); // another topic: not replayed
@@ -139,7 +139,7 @@ TEST_CASE("resume while publishing goes on never loses or doubles an event",
         bytes += f->view();
     for (auto const& e : parse_all(bytes)) {
       got.push_back(std::stoi(e.data));
-      last_id = e.last_event_id;
+      last_id = e.id;
     }
     if (!last_id.empty() && reconnects < 200) { // drop and come back, mid-stream
       sub.unsubscribe();
@@ -165,7 +165,7 @@ TEST_CASE("an id older than the history gets the reset event first", "[history][
   b.set_history(keep(3));
   auto first = b.subscribe("t");
   b.publish("t", sse::event("old"));
-  auto const old_id = read_all(first).back().last_event_id;
+  auto const old_id = read_all(first).back().id;
   first.unsubscribe();
   for (int i = 0; i < 5; ++i)
     b.publish("t", sse::event("n" + std::to_string(i))); // "old" and n0, n1 fall out
@@ -176,7 +176,7 @@ TEST_CASE("an id older than the history gets the reset event first", "[history][
   REQUIRE(got.size() == 2);
   CHECK(got[0].type == "reset");
   CHECK(got[0].data == R"({"reason":"too-old"})");
-  CHECK(got[0].last_event_id != old_id); // carries the newest id, so the next resume is exact
+  CHECK(got[0].id != old_id); // carries the newest id, so the next resume is exact
   CHECK(got[1].data == "live");
 }
 
@@ -318,7 +318,7 @@ TEST_CASE("a client reconnecting over HTTP gets exactly what it missed, then liv
       for (auto const& e : evs) {
         REQUIRE(e.type == "message");
         got.push_back(std::stoi(e.data));
-        last = e.last_event_id;
+        last = e.id;
       }
     } // each client disconnects here while publishing goes on
     REQUIRE(got.size() > 60);
@@ -359,8 +359,8 @@ TEST_CASE("an HTTP reconnect with a too-old id gets the reset event before live 
   CHECK(evs[0].type == "reset");
   CHECK(evs[1].data == "live");
   CHECK(c.parser.retry().has_value()); // retry: is sent when the stream opens
-  CHECK(*c.parser.retry() >= 3000);
-  CHECK(*c.parser.retry() <= 4000);
+  CHECK(*c.parser.retry() >= 3000ms);
+  CHECK(*c.parser.retry() <= 4000ms);
   srv.stop();
 }
 
@@ -386,7 +386,7 @@ TEST_CASE("an id from an earlier run gets the reset, then everything this run ke
   REQUIRE(got.size() == 4);
   CHECK(got[0].type == "reset");
   CHECK(got[0].data == R"({"reason":"restarted"})");
-  CHECK(got[0].last_event_id == newest);
+  CHECK(got[0].id == newest);
   CHECK(datas({got.begin() + 1, got.end()}) == std::vector<std::string>{"new 1", "new 2", "live"});
 }
 

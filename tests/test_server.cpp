@@ -1,11 +1,12 @@
 // Integration tests of sse::server over real sockets on 127.0.0.1: a small blocking client made
 // of POSIX sockets and poll() talks raw HTTP/1.1 to the server, and event streams are read back
-// with the independent WHATWG parser in event_stream_parser.hpp.
+// with the public sse::parser (tests/event_reader.hpp), itself tested against the HTML standard
+// in test_parser.cpp.
 //
 // Every wait is bounded: reads poll with deadlines, and conditions on the server (subscriber or
 // connection counts) are polled until they hold or a few seconds pass.
 
-#include "event_stream_parser.hpp"
+#include "event_reader.hpp"
 #include "server_fixture.hpp"
 #include "test_client.hpp"
 #include "test_util.hpp"
@@ -365,7 +366,7 @@ TEST_CASE("server streams a handler-owned event_stream and ends it cleanly", "[s
     REQUIRE(s.events().size() == 101);
     for (int i = 0; i <= 100; ++i)
       CHECK(s.events()[static_cast<std::size_t>(i)] ==
-            sse_test::parsed_event{"progress", std::to_string(i) + "%", std::to_string(i)});
+            sse::parsed_event{"progress", std::to_string(i) + "%", std::to_string(i)});
     CHECK(s.parser.partial_line().empty());
     s.c.close();
     CHECK(eventually([&] { return ts.srv.connections() == 0; }, 2000ms));
@@ -685,7 +686,7 @@ TEST_CASE("server refuses every class of malformed request and keeps serving", "
       REQUIRE(s.wait_closed());
       REQUIRE(s.events().size() == 1);
       CHECK(s.events()[0] ==
-            sse_test::parsed_event{"message", "a\nevent: evil\n\ndata: b", ""});
+            sse::parsed_event{"message", "a\nevent: evil\n\ndata: b", ""});
     }
     CHECK(serves_normally(ts.port()));
   }

@@ -206,7 +206,7 @@ TEST_CASE("server sends HTTP/1.1 streams chunked: whole events per chunk, then t
     REQUIRE(head);
     CHECK(head->status == 200);
     CHECK_FALSE(head->header("Transfer-Encoding"));
-    event_stream_parser p;
+    event_reader p;
     p.feed(c.buffer());
     REQUIRE(p.events().size() == 1);
     CHECK(p.events()[0].data == "old");

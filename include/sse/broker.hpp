@@ -102,6 +102,7 @@ class basic_broker {
 
   using state_type = detail::subscriber_state<Message>;
   using topic_type = detail::topic_entry<Message>;
+  using topic_ptr = std::shared_ptr<topic_type>;
   using clock = std::chrono::steady_clock;
 
 public:
@@ -111,9 +112,11 @@ public:
       std::function<void(std::string_view topic, Message const& message, std::string_view id)>;
 
 private:
+  /// The broker-wide state. `mutex` is held O(1) per publish, subscribe or unsubscribe (plus
+  /// the replay a resume copies); the fan-outs run outside it, under each topic's own lock.
   struct impl {
     mutable std::mutex mutex;
-    std::map<std::string, topic_type, std::less<>> topics;
+    std::map<std::string, topic_ptr, std::less<>> topics;
     std::size_t subscribers = 0;
     queue_limits defaults;
     std::shared_ptr<publisher_hook const> publisher;
@@ -141,31 +144,52 @@ private:
       return it == topic_history.end() ? history_defaults : it->second;
     }
 
-    /// Erases a topic nobody listens to, unless it keeps history.
+    /// Erases a topic nobody listens to, unless it keeps history. A fan-out still running
+    /// holds its own reference.
     void maybe_erase(topic_type const* t) {
-      if (t->subscribers.empty() && !t->history.enabled)
+      if (t->members == 0 && !t->history.enabled)
         topics.erase(topics.find(t->name));
     }
 
-    /// Unlinks `s` from all its topics; returns nothing, erasing topics left empty except `keep`.
-    void unlink(state_type& s, topic_type const* keep) {
-      for (auto& sl : s.slots) {
-        auto& subs = sl.topic->subscribers;
-        state_type* last = subs.back();
-        if (last != &s) {
-          subs[sl.index] = last;
-          for (auto& other : last->slots)
-            if (other.topic == sl.topic) {
-              other.index = sl.index;
-              break;
-            }
+    /// What leaving takes, allocated before the lock: a change per topic, room for them.
+    struct leaving {
+      std::shared_ptr<state_type> state;
+      std::vector<typename topic_type::change_ptr> changes;
+      std::vector<topic_ptr> touched;
+
+      explicit leaving(std::shared_ptr<state_type> s) : state(std::move(s)) {
+        changes.reserve(state->slots.size());
+        touched.reserve(state->slots.size());
+        for (std::size_t k = 0; k < state->slots.size(); ++k) {
+          changes.push_back(std::make_unique<typename topic_type::change>());
+          changes.back()->state = state;
+          changes.back()->slot = k;
         }
-        subs.pop_back();
-        if (sl.topic != keep)
-          maybe_erase(sl.topic);
       }
-      s.slots.clear();
+      /// Outside the lock: the leaves take effect unless a fan-out runs (it applies them).
+      void apply() {
+        for (auto& t : touched)
+          t->try_apply();
+      }
+    };
+
+    /// Takes `l.state` out of its topics' counts and queues its leave in each but `out` (the
+    /// topic an eviction took it out of already).
+    void unlink(leaving& l, topic_type const* out) noexcept {
+      state_type& s = *l.state;
+      if (s.unlinked)
+        return;
+      s.unlinked = true;
       --subscribers;
+      for (std::size_t k = 0; k < s.slots.size(); ++k) {
+        topic_type* t = s.slots[k].topic;
+        --t->members;
+        if (t != out) {
+          t->leave(std::move(l.changes[k]));
+          l.touched.push_back(t->shared_from_this());
+        }
+        maybe_erase(t);
+      }
     }
   };
 
@@ -266,8 +290,10 @@ public:
       if (!state_)
         return make_error_code(errc::closed);
       std::unique_lock<std::mutex> lk(state_->mutex);
+      if (!state_->cv)
+        state_->cv = std::make_unique<std::condition_variable>();
       ++state_->blocking_waiters;
-      bool const ready = state_->cv.wait_for(
+      bool const ready = state_->cv->wait_for(
           lk, timeout, [&] { return state_->has_messages_locked() || state_->ended(); });
       --state_->blocking_waiters;
       if (state_->has_messages_locked())
@@ -315,9 +341,15 @@ public:
       if (!state_)
         return;
       if (auto b = broker_.lock()) {
-        std::lock_guard<std::mutex> lk(b->mutex);
-        if (!state_->slots.empty())
-          b->unlink(*state_, nullptr);
+        try {
+          typename impl::leaving l(state_);
+          {
+            std::lock_guard<std::mutex> lk(b->mutex);
+            b->unlink(l, nullptr);
+          }
+          l.apply();
+        } catch (...) { // out of memory: still counted, ended below, so it gets nothing
+        }
       }
       if (detail::waiter* w = state_->close_and_discard())
         w->notify(asio::error::operation_aborted);
@@ -467,8 +499,8 @@ public:
     impl_->history_defaults = limits;
     auto const now = clock::now();
     for (auto& [name, t] : impl_->topics)
-      if (t.history.enabled && impl_->topic_history.find(name) == impl_->topic_history.end())
-        impl_->kept.set_limits(t.history, limits, now);
+      if (t->history.enabled && impl_->topic_history.find(name) == impl_->topic_history.end())
+        impl_->kept.set_limits(t->history, limits, now);
     impl_->trimmer_cv.notify_one(); // an earlier expiry, perhaps
   }
   /// History limits for one topic, overriding `set_history`.
@@ -477,8 +509,8 @@ public:
     std::lock_guard<std::mutex> lk(impl_->mutex);
     impl_->topic_history.insert_or_assign(std::string(topic), limits);
     auto it = impl_->topics.find(topic);
-    if (it != impl_->topics.end() && it->second.history.enabled)
-      impl_->kept.set_limits(it->second.history, limits, clock::now());
+    if (it != impl_->topics.end() && it->second->history.enabled)
+      impl_->kept.set_limits(it->second->history, limits, clock::now());
     impl_->trimmer_cv.notify_one();
   }
   /// At most `bytes` of history over all topics (64 MiB by default): past it the oldest
@@ -567,7 +599,7 @@ public:
       (*hook)(topic, message, std::string_view());
       return {};
     }
-    return deliver_locked(topic_for_publish_locked(topic), message, std::string());
+    return deliver_locked(lk, topic_for_publish_locked(topic), message, std::string());
   }
 
   /// Publishes to the default topic "".
@@ -581,6 +613,9 @@ public:
   publish_result publish(std::string_view topic, event const& ev) {
     char const* const where = "sse::broker::publish";
     check_size(where, formatted_size(ev)); // exact, or a lower bound if the broker adds an id
+    std::optional<frame> own; // an event with its own id is sent as it is: format it unlocked
+    if (ev.id())
+      own.emplace(ev);
     std::unique_lock<std::mutex> lk(impl_->mutex);
     if (impl_->publisher) {
       hook_ptr hook = impl_->publisher;
@@ -588,12 +623,12 @@ public:
       bool const stamp = !ev.id() && impl_->history_for(topic).max_events > 0;
       std::string const id = stamp ? make_id(++impl_->seq) : ev.id().value_or(std::string());
       lk.unlock();
-      frame const f = stamp ? stamped_frame(ev, id) : frame(ev);
+      frame const f = stamp ? stamped_frame(ev, id) : own ? *own : frame(ev);
       check_size(where, f.size());
       (*hook)(topic, f, id);
       return {0, id};
     }
-    return deliver_event_locked(where, topic, ev);
+    return deliver_event_locked(where, lk, topic, ev, own ? &*own : nullptr);
   }
   template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
   publish_result publish(event const& ev) {
@@ -614,8 +649,8 @@ public:
   /// @throws message_too_large past `max_message_bytes()`.
   publish_result deliver(std::string_view topic, Message const& message, std::string_view id) {
     check_size("sse::broker::deliver", message_traits<Message>::size(message));
-    std::lock_guard<std::mutex> lk(impl_->mutex);
-    return deliver_locked(topic_for_publish_locked(topic), message, std::string(id));
+    std::unique_lock<std::mutex> lk(impl_->mutex);
+    return deliver_locked(lk, topic_for_publish_locked(topic), message, std::string(id));
   }
 
   /// `deliver` of an event, formatted with its own id (or, on a topic with history, the
@@ -625,8 +660,11 @@ public:
   publish_result deliver(std::string_view topic, event const& ev) {
     char const* const where = "sse::broker::deliver";
     check_size(where, formatted_size(ev));
-    std::lock_guard<std::mutex> lk(impl_->mutex);
-    return deliver_event_locked(where, topic, ev);
+    std::optional<frame> own;
+    if (ev.id())
+      own.emplace(ev);
+    std::unique_lock<std::mutex> lk(impl_->mutex);
+    return deliver_event_locked(where, lk, topic, ev, own ? &*own : nullptr);
   }
 
   /// Routes `publish` through `hook` (e.g. to Redis) instead of delivering locally; whatever
@@ -659,14 +697,14 @@ public:
       std::lock_guard<std::mutex> lk(impl_->mutex);
       impl_->closed = true;
       for (auto& [name, topic] : impl_->topics) {
-        for (state_type* s : topic.subscribers) {
-          if (s->slots.empty())
-            continue; // already ended through another topic
-          s->slots.clear();
+        topic->clear([&](state_type& s) {
+          if (s.unlinked)
+            return; // already ended through another topic
+          s.unlinked = true;
           --impl_->subscribers;
-          if (detail::waiter* w = s->end(errc::closed))
+          if (detail::waiter* w = s.end(errc::closed))
             w->notify(make_error_code(errc::closed));
-        }
+        });
       }
       impl_->kept.clear();
       impl_->topics.clear();
@@ -686,7 +724,7 @@ public:
       std::lock_guard<std::mutex> lk(impl_->mutex);
       st.subscribers = impl_->subscribers;
       for (auto const& [name, t] : impl_->topics)
-        st.topics += !t.subscribers.empty();
+        st.topics += t->members > 0;
       st.history_events = impl_->kept.entries();
       st.history_bytes = impl_->kept.bytes();
     }
@@ -702,7 +740,7 @@ public:
   std::size_t subscriber_count(std::string_view topic) const {
     std::lock_guard<std::mutex> lk(impl_->mutex);
     auto it = impl_->topics.find(topic);
-    return it == impl_->topics.end() ? 0 : it->second.subscribers.size();
+    return it == impl_->topics.end() ? 0 : it->second->members;
   }
 
   /// The id the broker gave its latest event ("" before the first).
@@ -726,6 +764,15 @@ private:
     check_limits(limits);
     auto state = std::make_shared<state_type>(limits);
     state->slots.reserve(topics.size());
+    std::vector<topic_ptr> joined;
+    joined.reserve(topics.size());
+    std::vector<typename topic_type::change_ptr> changes;
+    changes.reserve(topics.size());
+    for (std::size_t k = 0; k < topics.size(); ++k) {
+      changes.push_back(std::make_unique<typename topic_type::change>());
+      changes.back()->state = state;
+      changes.back()->slot = k;
+    }
     {
       std::lock_guard<std::mutex> lk(impl_->mutex);
       if (impl_->closed)
@@ -739,13 +786,21 @@ private:
       for (auto const& name : topics) {
         auto it = impl_->topics.find(name);
         if (it == impl_->topics.end())
-          it = impl_->topics.emplace(name, topic_type{name, {}, {}}).first;
-        auto& subs = it->second.subscribers;
-        state->slots.push_back({&it->second, subs.size()});
-        subs.push_back(state.get());
+          it = impl_->topics.emplace(name, std::make_shared<topic_type>(name)).first;
+        state->slots.push_back({it->second.get(), topic_type::npos});
+        joined.push_back(it->second);
+      }
+      // No throw from here on: the subscriber is counted and joins every topic, or none.
+      for (std::size_t k = 0; k < joined.size(); ++k) {
+        ++joined[k]->members;
+        // Live from the next ticket on: the earlier ones are in the replay, or came before.
+        changes[k]->join_after = joined[k]->tickets;
+        joined[k]->join(std::move(changes[k]));
       }
       ++impl_->subscribers;
     }
+    for (auto& t : joined)
+      t->try_apply();
     return subscription(impl_, std::move(state), std::move(topics), options.executor, resumed);
   }
 
@@ -778,15 +833,16 @@ private:
     if (impl_->closed)
       return nullptr;
     auto it = impl_->topics.find(topic);
-    if (it != impl_->topics.end() && it->second.history.enabled)
-      return &it->second;
+    if (it != impl_->topics.end() && it->second->history.enabled)
+      return it->second.get();
     history_limits const& h = impl_->history_for(topic);
     if (it == impl_->topics.end()) {
       if (h.max_events == 0 || impl_->history_topics >= impl_->max_history_topics)
         return nullptr;
-      it = impl_->topics.emplace(std::string(topic), topic_type{std::string(topic), {}, {}}).first;
+      it = impl_->topics.emplace(std::string(topic), std::make_shared<topic_type>(std::string(topic)))
+               .first;
     }
-    topic_type& t = it->second;
+    topic_type& t = *it->second;
     if (h.max_events > 0 && impl_->history_topics < impl_->max_history_topics) {
       impl_->kept.enable(t.history, h);
       ++impl_->history_topics;
@@ -797,16 +853,24 @@ private:
   /// `publish(topic, event)` after the hook: formats once, with the broker's id if the topic
   /// keeps history and the event has none.
   template <class M = Message, std::enable_if_t<std::is_same_v<M, frame>, int> = 0>
-  publish_result deliver_event_locked(char const* where, std::string_view topic, event const& ev) {
+  /// `plain`: `ev` formatted already (it has its own id), else null.
+  publish_result deliver_event_locked(char const* where, std::unique_lock<std::mutex>& lk,
+                                      std::string_view topic, event const& ev, frame const* plain) {
     auto* t = topic_for_publish_locked(topic);
     if (!t || !t->history.enabled || ev.id()) {
-      frame const f(ev); // nothing to add: the event is sent as it is (its size was checked)
-      return deliver_locked(t, f, ev.id().value_or(std::string()));
+      // Nothing to add: the event is sent as it is (its size was checked), formatted outside
+      // the lock.
+      if (plain)
+        return deliver_locked(lk, t, *plain, ev.id().value_or(std::string()));
+      lk.unlock();
+      frame const f(ev);
+      lk.lock();
+      return deliver_locked(lk, topic_for_publish_locked(topic), f, std::string());
     }
     std::string const id = make_id(impl_->seq + 1);
-    frame const f = stamped_frame(ev, id);
+    frame const f = stamped_frame(ev, id); // under the lock: the id is the next in order
     check_size(where, f.size());
-    return deliver_locked(t, f, id);
+    return deliver_locked(lk, t, f, id);
   }
 
   /// `ev` formatted with `id` in place of its own, in one allocation for the frame.
@@ -824,12 +888,15 @@ private:
     auto const now = clock::now();
     for (auto const& name : topics) {
       auto it = impl_->topics.find(name);
-      if (it != impl_->topics.end() && it->second.history.enabled)
-        impl_->kept.trim(it->second.history, now);
+      if (it != impl_->topics.end() && it->second->history.enabled)
+        impl_->kept.trim(it->second->history, now);
     }
   }
 
-  publish_result deliver_locked(topic_type* t, Message const& message, std::string id) {
+  /// Keeps `message` in `t`'s history, then fans it out to `t`'s subscribers outside the
+  /// broker's lock (`lk` is released on return), after the fan-outs of earlier publishes.
+  publish_result deliver_locked(std::unique_lock<std::mutex>& lk, topic_type* t,
+                                Message const& message, std::string id) {
     impl_->published.fetch_add(1, std::memory_order_relaxed);
     publish_result result;
     result.id = std::move(id);
@@ -842,35 +909,40 @@ private:
           was_empty)
         arm_trimmer_locked(t->history); // a new front: perhaps the earliest expiry
     }
-    std::size_t queued = 0, dropped = 0, evicted = 0;
-    auto& subs = t->subscribers;
-    for (std::size_t i = 0; i < subs.size();) {
-      state_type& s = *subs[i];
-      detail::waiter* wake = nullptr;
-      auto const r = s.push(message, size, wake, dropped);
-      switch (r) {
-      case state_type::push_result::queued:
-        ++queued;
-        ++i;
-        break;
-      case state_type::push_result::dropped:
-        ++i;
-        break;
-      case state_type::push_result::evicted:
-        ++evicted;
-        impl_->unlink(s, t); // moves the last subscriber into slot i
-        break;
-      }
-      if (wake)
-        wake->notify(r == state_type::push_result::evicted ? make_error_code(errc::evicted)
-                                                           : std::error_code{});
+    if (t->members == 0)
+      return result;
+    std::uint64_t const ticket = ++t->tickets;
+    topic_ptr const keep = t->shared_from_this(); // the topic may be erased meanwhile
+    lk.unlock();
+    detail::fan_out_result<Message> r;
+    keep->fan_out(ticket, message, size, r);
+    impl_->delivered.fetch_add(r.queued, std::memory_order_relaxed);
+    impl_->dropped.fetch_add(r.dropped, std::memory_order_relaxed);
+    if (!r.evicted.empty()) {
+      impl_->evicted.fetch_add(r.evicted.size(), std::memory_order_relaxed);
+      unlink_evicted(r.evicted, keep.get());
     }
-    impl_->maybe_erase(t);
-    impl_->delivered.fetch_add(queued, std::memory_order_relaxed);
-    impl_->dropped.fetch_add(dropped, std::memory_order_relaxed);
-    impl_->evicted.fetch_add(evicted, std::memory_order_relaxed);
-    result.receivers = queued;
+    result.receivers = r.queued;
     return result;
+  }
+
+  /// Takes subscribers evicted by a fan-out of `from` out of the counts and their other topics.
+  void unlink_evicted(std::vector<std::shared_ptr<state_type>> const& evicted,
+                      topic_type const* from) noexcept {
+    try {
+      std::vector<typename impl::leaving> ls;
+      ls.reserve(evicted.size());
+      for (auto const& s : evicted)
+        ls.emplace_back(s);
+      {
+        std::lock_guard<std::mutex> lk(impl_->mutex);
+        for (auto& l : ls)
+          impl_->unlink(l, from);
+      }
+      for (auto& l : ls)
+        l.apply();
+    } catch (...) { // out of memory: they stay counted until their owners unsubscribe
+    }
   }
 
   /// Makes sure the trimmer wakes by the time `h`'s oldest entry expires: starts it on the
@@ -954,7 +1026,7 @@ private:
     case placement::at:
       for (auto const& name : topics) {
         auto it = impl_->topics.find(name);
-        if (it != impl_->topics.end() && it->second.history.trimmed_upto > where.seq)
+        if (it != impl_->topics.end() && it->second->history.trimmed_upto > where.seq)
           reason = "too-old"; // something after it is gone: we cannot give it back
       }
       break;
@@ -983,7 +1055,7 @@ private:
       auto it = impl_->topics.find(name);
       if (it == impl_->topics.end())
         continue;
-      auto const& h = it->second.history.entries;
+      auto const& h = it->second->history.entries;
       auto first = std::upper_bound(h.begin(), h.end(), from,
                                     [](std::uint64_t v, auto const& e) { return v < e.seq; });
       for (; first != h.end(); ++first)

@@ -49,8 +49,7 @@ public:
 private:
   static std::string message(limit which, std::size_t value) {
     return which == limit::line_bytes
-               ? "sse::parser: a line is longer than max_line_bytes (" + std::to_string(value) +
-                     ")"
+               ? "sse::parser: a line is longer than max_line_bytes (" + std::to_string(value) + ")"
                : "sse::parser: an event's data is longer than max_data_bytes (" +
                      std::to_string(value) + ")";
   }
@@ -121,12 +120,20 @@ public:
   /// back as the Last-Event-ID header on reconnect.
   std::string const& last_event_id() const noexcept { return last_event_id_; }
 
-  /// Bytes of an unterminated line still buffered (e.g. a stream cut mid-line).
+  /// Bytes of an unterminated line still buffered (e.g. a stream cut mid-line); the first
+  /// bytes of a possible BOM, held until it is one or is not, are not shown.
   std::string_view partial_line() const noexcept { return line_; }
 
-  /// Everything buffered for the line and the event not yet dispatched, in bytes.
+  /// Bytes held for this connection: the partial line, the data, type and id buffers. At
+  /// most 3 * max_line_bytes + max_data_bytes + 1, whatever the stream.
   std::size_t buffered_bytes() const noexcept {
     return line_.size() + data_.size() + type_.size() + id_buffer_.size();
+  }
+
+  /// True between events: the last line was blank (or none came yet) and no line is partly
+  /// received, so whatever follows starts a new event. A stream that ends here lost nothing.
+  bool between_events() const noexcept {
+    return last_line_blank_ && line_.empty() && (bom_done_ || bom_seen_ == 0);
   }
 
   /// The limits this parser enforces.
@@ -145,6 +152,7 @@ public:
     bom_seen_ = 0;
     bom_done_ = false;
     after_cr_ = false;
+    last_line_blank_ = true;
     busy_ = false;
   }
 
@@ -157,8 +165,7 @@ private:
     while (!bom_done_ && !bytes.empty()) {
       if (bytes.front() == bom[bom_seen_]) {
         bytes.remove_prefix(1);
-        if (++bom_seen_ == bom.size())
-          bom_done_ = true;
+        if (++bom_seen_ == bom.size()) bom_done_ = true;
         continue;
       }
       // Not a BOM after all: the bytes held back are the start of the first line.
@@ -172,12 +179,10 @@ private:
   void parse(std::string_view bytes, OnEvent& on_event, OnComment& on_comment) {
     char const* p = bytes.data();
     char const* const end = p + bytes.size();
-    if (p == end)
-      return;
+    if (p == end) return;
     if (after_cr_) {
       after_cr_ = false;
-      if (*p == '\n')
-        ++p; // the LF of a CRLF split across feeds
+      if (*p == '\n') ++p; // the LF of a CRLF split across feeds
     }
     auto find = [end](char c, char const* from) {
       auto const* hit = static_cast<char const*>(std::memchr(from, c, end - from));
@@ -188,10 +193,8 @@ private:
     char const* cr = p < end ? find('\r', p) : end;
     char const* lf = p < end ? find('\n', p) : end;
     while (p < end) {
-      if (cr < p)
-        cr = find('\r', p);
-      if (lf < p)
-        lf = find('\n', p);
+      if (cr < p) cr = find('\r', p);
+      if (lf < p) lf = find('\n', p);
       char const* const eol = cr < lf ? cr : lf;
       if (eol == end) {
         check_line(line_.size() + static_cast<std::size_t>(end - p));
@@ -225,16 +228,13 @@ private:
 
   template <class OnEvent, class OnComment>
   void line(std::string_view l, OnEvent& on_event, OnComment& on_comment) {
-    if (l.empty())
-      return dispatch(on_event);
-    if (l.front() == ':')
-      return static_cast<void>(on_comment(l.substr(1)));
+    last_line_blank_ = l.empty();
+    if (l.empty()) return dispatch(on_event);
+    if (l.front() == ':') return static_cast<void>(on_comment(l.substr(1)));
     auto const colon = l.find(':');
-    if (colon == std::string_view::npos)
-      return field(l, {});
+    if (colon == std::string_view::npos) return field(l, {});
     std::string_view value = l.substr(colon + 1);
-    if (!value.empty() && value.front() == ' ')
-      value.remove_prefix(1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     field(l.substr(0, colon), value);
   }
 
@@ -248,8 +248,7 @@ private:
     } else if (name == "event") {
       type_.assign(value);
     } else if (name == "id") {
-      if (value.find('\0') == std::string_view::npos)
-        id_buffer_.assign(value);
+      if (value.find('\0') == std::string_view::npos) id_buffer_.assign(value);
     } else if (name == "retry") {
       set_retry(value);
     }
@@ -259,14 +258,12 @@ private:
   /// "If the field value consists of only ASCII digits"; an empty value is ignored, as
   /// browsers do, and a value past milliseconds::max() saturates instead of overflowing.
   void set_retry(std::string_view value) {
-    if (value.empty())
-      return;
+    if (value.empty()) return;
     using rep = std::chrono::milliseconds::rep;
     constexpr rep max = std::chrono::milliseconds::max().count();
     rep ms = 0;
     for (char c : value) {
-      if (c < '0' || c > '9')
-        return;
+      if (c < '0' || c > '9') return;
       rep const digit = c - '0';
       ms = ms > (max - digit) / 10 ? max : ms * 10 + digit;
     }
@@ -282,8 +279,7 @@ private:
     }
     data_.pop_back(); // the last LF
     parsed_event ev;
-    if (!type_.empty())
-      ev.type = std::move(type_);
+    if (!type_.empty()) ev.type = std::move(type_);
     ev.data = std::move(data_);
     ev.id = last_event_id_;
     type_.clear();
@@ -292,16 +288,17 @@ private:
   }
 
   parser_limits limits_;
-  std::string line_;       // the unterminated line from earlier feeds
-  std::string data_;       // the data buffer, one LF after each data line
-  std::string type_;       // the event type buffer
-  std::string id_buffer_;  // the last event ID buffer
+  std::string line_;      // the unterminated line from earlier feeds
+  std::string data_;      // the data buffer, one LF after each data line
+  std::string type_;      // the event type buffer
+  std::string id_buffer_; // the last event ID buffer
   std::string last_event_id_;
   std::optional<std::chrono::milliseconds> retry_;
   std::size_t bom_seen_ = 0; // BOM bytes matched so far at the start
   bool bom_done_ = false;
   bool after_cr_ = false; // the last feed ended in CR: a leading LF completes its CRLF
-  bool busy_ = false;     // in feed, or failed in it
+  bool last_line_blank_ = true;
+  bool busy_ = false; // in feed, or failed in it
 };
 
 } // namespace sse

@@ -70,6 +70,8 @@ private:
       : options_(std::move(options)), user_io_(user_io) {
     if (options_.threads == 0)
       throw std::invalid_argument("sse::server: threads must be at least 1");
+    if (options_.write_slice == 0)
+      throw std::invalid_argument("sse::server: write_slice must be at least 1");
     if (options_.heartbeat.count() <= 0 || options_.write_timeout.count() <= 0 ||
         options_.header_timeout.count() <= 0 || options_.body_timeout.count() <= 0 ||
         options_.idle_timeout.count() <= 0 || options_.handler_timeout.count() <= 0)

@@ -64,6 +64,11 @@ struct server_options {
   /// to megabytes). Bounded, a client that stops reading fills it in a moment and the broker's
   /// overflow policy takes over, instead of the server pushing megabytes nobody reads.
   std::size_t send_buffer = 128 * 1024;
+  /// Streams an I/O thread writes in one turn before it lets its other work run (reads,
+  /// accepts, timers, the next publish): a publish to 10,000 streams is written in slices, so
+  /// no request waits behind a whole fan-out, and what is published meanwhile joins the writes
+  /// of the streams not yet written.
+  std::size_t write_slice = 64;
 
   // Durations over about a century (milliseconds::max() too) mean "never": the server clamps
   // them, so no deadline overflows.

@@ -1,18 +1,22 @@
-// libFuzzer harness for sse/format.hpp: every frame, read by a WHATWG event-stream parser,
-// gives back exactly what was formatted (one event with the data, name and id; the retry; the
-// comment), or formatting refused a field it had to refuse, and nothing else is refused.
+// libFuzzer harness for sse/format.hpp: every frame, read by the public sse::parser (itself
+// checked against the HTML standard by test_parser and fuzz_parser), gives back exactly what
+// was formatted (one event with the data, name and id; the retry; the comment), or formatting
+// refused a field it had to refuse, and nothing else is refused.
 //
 // What must be refused is derived here from the standards, not from the library's checks:
-// every field must be UTF-8 (the stream is decoded as UTF-8, so other bytes come back as
-// U+FFFD); a name or id with CR or LF would end its line and inject fields; a client ignores
-// an id with NUL; a retry is ASCII digits, so a negative delay cannot be sent.
+// every field must be UTF-8 (a browser decodes the stream as UTF-8, so other bytes would come
+// back as U+FFFD; utf8_decode.hpp is that decoder, and sse::parser, which keeps bytes, sees
+// what a browser sees exactly when the frame is UTF-8); a name or id with CR or LF would end its
+// line and inject fields; a client ignores an id with NUL; a retry is ASCII digits, so a negative
+// delay cannot be sent.
 //
 // Input: byte 0 picks the function, the rest are its arguments (FuzzedDataProvider).
 
-#include "whatwg_event_stream.hpp"
+#include "utf8_decode.hpp"
 
 #include <sse/format.hpp>
 #include <sse/frame.hpp>
+#include <sse/parser.hpp>
 
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -25,13 +29,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
 
-using sse_fuzz::event_stream;
+using sse::parsed_event;
 using sse_fuzz::is_utf8;
-using sse_fuzz::message_event;
 
 /// Sent before each frame so that "no id line" (the last id stays) differs from "id:" (reset).
 constexpr std::string_view primer = "id: prior\n\n";
@@ -115,38 +119,62 @@ void check_refusal(std::invalid_argument const& e, bool name_bad, bool id_bad, b
 
 /// What a client must see after the primer and one frame.
 struct expected {
-  std::optional<message_event> event; // the one event, or none
+  std::optional<parsed_event> event; // the one event, or none
   std::string last_event_id{prior_id};
-  std::optional<std::string> retry;
+  std::optional<std::chrono::milliseconds> retry;
   std::vector<std::string> comments;
+};
+
+/// What sse::parser made of a whole stream, in one feed.
+struct client_view {
+  std::vector<parsed_event> events;
+  std::vector<std::string> comments;
+  std::optional<std::chrono::milliseconds> retry;
+  std::string last_event_id;
+  bool between_events = false;
+
+  explicit client_view(std::string_view stream) {
+    // Limits far above what a frame here can reach: a parse_error is a failure.
+    sse::parser p(sse::parser_limits{1 << 20, 1 << 20});
+    try {
+      p.feed(
+          stream, [this](parsed_event&& ev) { events.push_back(std::move(ev)); },
+          [this](std::string_view text) { comments.emplace_back(text); });
+    } catch (sse::parse_error const&) {
+      fail("sse::parser refused a formatted frame", stream);
+    }
+    retry = p.retry();
+    last_event_id = p.last_event_id();
+    between_events = p.between_events();
+  }
 };
 
 void check_frame(std::string_view frame, expected const& want) {
   std::string stream(primer);
   stream += frame;
-  event_stream const once(stream);
+  client_view const once(stream);
   if (want.event) {
-    check(once.events().size() == 1, "frame is not exactly one event", frame);
-    auto const& got = once.events().front();
+    check(once.events.size() == 1, "frame is not exactly one event", frame);
+    auto const& got = once.events.front();
     check(got.type == want.event->type, "event type differs", frame);
     check(got.data == want.event->data, "data differs", frame);
-    check(got.last_event_id == want.event->last_event_id, "event's last id differs", frame);
+    check(got.id == want.event->id, "event's last id differs", frame);
   } else {
-    check(once.events().empty(), "frame without data dispatched an event", frame);
+    check(once.events.empty(), "frame without data dispatched an event", frame);
   }
-  check(once.last_event_id() == want.last_event_id, "last event id differs", frame);
-  check(once.reconnection_time() == want.retry, "retry differs", frame);
-  check(once.comments() == want.comments, "comments differ", frame);
-  check(once.clean_end(), "frame leaves a partial line or event pending", frame);
+  check(once.last_event_id == want.last_event_id, "last event id differs", frame);
+  check(once.retry == want.retry, "retry differs", frame);
+  check(once.comments == want.comments, "comments differ", frame);
   // Even a frame whose fields act at once (retry, comment) ends with the blank line, so that
-  // it is one whole frame to every reader, as the library documents.
-  check(frame.empty() || once.ends_with_dispatch(), "frame does not end with a blank line", frame);
+  // it is one whole frame to every reader, as the library documents: nothing is left pending
+  // that a following frame would be glued to.
+  check(once.between_events, "frame leaves a partial line or event pending", frame);
 
   // Self-contained: the same frame twice is the same event twice.
   stream += frame;
-  event_stream const twice(stream);
-  check(twice.events().size() == (want.event ? 2u : 0u), "two frames are not two events", frame);
-  if (want.event) check(twice.events()[0] == twice.events()[1], "second frame differs", frame);
+  client_view const twice(stream);
+  check(twice.events.size() == (want.event ? 2u : 0u), "two frames are not two events", frame);
+  if (want.event) check(twice.events[0] == twice.events[1], "second frame differs", frame);
 }
 
 void fuzz_format_event(FuzzedDataProvider& in) {
@@ -168,8 +196,7 @@ void fuzz_format_event(FuzzedDataProvider& in) {
   expected want;
   // An empty id is left out, so the client keeps its last one.
   want.last_event_id = id.empty() ? std::string(prior_id) : id;
-  want.event =
-      message_event{name.empty() ? "message" : name, client_data(data), want.last_event_id};
+  want.event = parsed_event{name.empty() ? "message" : name, client_data(data), want.last_event_id};
   check_frame(frame, want);
 }
 
@@ -222,9 +249,9 @@ void fuzz_event(FuzzedDataProvider& in) {
   want.last_event_id = id ? *id : std::string(prior_id);
   if (data) {
     std::string const type = name && !name->empty() ? *name : "message";
-    want.event = message_event{type, client_data(*data), want.last_event_id};
+    want.event = parsed_event{type, client_data(*data), want.last_event_id};
   }
-  if (retry) want.retry = std::to_string(*retry);
+  if (retry) want.retry = std::chrono::milliseconds(*retry);
   if (comment) want.comments = client_comments(*comment);
   check_frame(frame, want);
 }
@@ -240,7 +267,7 @@ void fuzz_format_retry(FuzzedDataProvider& in) {
   }
   check(ms >= 0, "format_retry accepted a negative delay", frame);
   expected want;
-  want.retry = std::to_string(ms);
+  want.retry = std::chrono::milliseconds(ms);
   check_frame(frame, want);
 }
 

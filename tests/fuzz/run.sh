@@ -4,7 +4,8 @@
 #   SSE_FUZZ_SECONDS=60     seconds per harness (default 60)
 #   SSE_FUZZ_BUILD_DIR=dir  build directory (default build/fuzz)
 #   SSE_FUZZ_JOBS=n         build jobs (default: the number of cores)
-#   ./tests/fuzz/run.sh [harness...]   only these (fuzz_http_parser, fuzz_format, fuzz_http2)
+#   ./tests/fuzz/run.sh [harness...]   only these (fuzz_http_parser, fuzz_format, fuzz_parser,
+#                                      fuzz_http2)
 # Each run starts from a fresh copy of tests/fuzz/corpus/<harness>, so the committed corpus is
 # never modified; a crashing input is written to <build>/artifacts/.
 set -euo pipefail
@@ -16,7 +17,7 @@ ensure_packages "${SSE_BUILD_PACKAGES[@]}" "${SSE_FUZZ_PACKAGES[@]}" libssl-dev 
 seconds=${SSE_FUZZ_SECONDS:-60}
 build=${SSE_FUZZ_BUILD_DIR:-build/fuzz}
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(fuzz_http_parser fuzz_format fuzz_http2)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(fuzz_http_parser fuzz_format fuzz_parser fuzz_http2)
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DSSE_BUILD_FUZZ=ON -DSSE_BUILD_TESTS=OFF -DSSE_BUILD_EXAMPLES=OFF -DSSE_TLS=ON -DSSE_HTTP2=ON \
@@ -28,7 +29,7 @@ cmake --build "$build" -j"${SSE_FUZZ_JOBS:-$(nproc)}" --target "${harnesses[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
-declare -A max_len=([fuzz_http_parser]=4096 [fuzz_format]=2048 [fuzz_http2]=4096)
+declare -A max_len=([fuzz_http_parser]=4096 [fuzz_format]=2048 [fuzz_parser]=4096 [fuzz_http2]=4096)
 status=0
 summary=()
 mkdir -p "$build/artifacts"

@@ -1122,15 +1122,36 @@ inline void worker::unlink(connection_base* c) {
     check_drained();
 }
 
+/// The woken streams get their turn in slices of `write_slice`, each slice a handler of its
+/// own: between two, the thread runs what else is ready (a read, an accept, a timer), so a
+/// request never waits behind a whole fan-out, and a publish read meanwhile reaches the
+/// queues of the streams not yet written, which then send both events in one write.
 inline void worker::drain_ready() {
-  {
+  if (finished) { // stopped: every connection is closed, and nothing of ours may stay queued
+    draining_.clear();
+    draining_next_ = 0;
     std::lock_guard<std::mutex> lk(ready_mutex_);
-    ready_.swap(draining_);
+    ready_.clear();
     drain_posted_ = false;
+    return;
   }
-  for (auto& c : draining_)
+  if (draining_next_ == draining_.size()) {
+    draining_.clear();
+    draining_next_ = 0;
+    std::lock_guard<std::mutex> lk(ready_mutex_);
+    if (ready_.empty()) {
+      drain_posted_ = false;
+      return;
+    }
+    ready_.swap(draining_);
+  }
+  std::size_t const end = std::min(draining_.size(), draining_next_ + opts.write_slice);
+  while (draining_next_ < end) {
+    auto c = std::move(draining_[draining_next_++]);
     c->on_ready();
-  draining_.clear();
+  }
+  // The rest, or the streams woken meanwhile, after what is ready now (drain_posted_ stays set).
+  asio::post(ex, [this] { drain_ready(); });
 }
 
 inline void worker::schedule_sweep() {

@@ -41,7 +41,7 @@ protected:
 };
 
 template <class Message>
-struct topic_entry;
+class topic_entry;
 
 /// One subscriber's bounded queue and wait state, shared by its subscription and the broker.
 template <class Message>
@@ -50,8 +50,8 @@ public:
   enum class push_result { queued, dropped, evicted };
 
   struct slot {
-    topic_entry<Message>* topic;
-    std::size_t index; ///< position in topic->subscribers, kept up to date on removal
+    topic_entry<Message>* topic; ///< valid while linked: the broker erases no topic with members
+    std::size_t index;           ///< position among the topic's members (under its fan-out lock)
   };
 
   explicit subscriber_state(queue_limits const& l) : limits(l) {}
@@ -81,7 +81,7 @@ public:
         tell_closed_locked(make_error_code(errc::evicted));
         wake = std::exchange(armed, nullptr);
         if (blocking_waiters)
-          cv.notify_all();
+          cv->notify_all();
         return push_result::evicted;
       case overflow_policy::drop_newest:
         ++dropped, ++discarded;
@@ -97,7 +97,7 @@ public:
     queued_bytes += size;
     wake = std::exchange(armed, nullptr);
     if (blocking_waiters)
-      cv.notify_one();
+      cv->notify_one();
     return push_result::queued;
   }
 
@@ -114,7 +114,7 @@ public:
       closed = true;
     tell_closed_locked(make_error_code(why));
     if (blocking_waiters)
-      cv.notify_all();
+      cv->notify_all();
     return std::exchange(armed, nullptr);
   }
 
@@ -241,7 +241,8 @@ public:
   }
 
   std::mutex mutex;
-  std::condition_variable cv;
+  /// For the blocking API only (`wait_for`), made by its first wait: a stream never needs it.
+  std::unique_ptr<std::condition_variable> cv;
   queue_limits limits;
   ring<Message> queue;
   std::size_t queued_bytes = 0;
@@ -262,8 +263,10 @@ public:
   std::shared_ptr<close_runner> close_run; ///< the server writing this subscriber, if any
   asio::any_io_executor close_fallback = asio::system_executor(); ///< else listeners run here
 
-  // Guarded by the broker's lock, not by `mutex`.
+  // Set at subscribe, before any topic knows this subscriber; `unlinked` under the broker's
+  // lock (it left its topics' counts), each `slot::index` under that topic's fan-out lock.
   std::vector<slot> slots;
+  bool unlinked = false;
 };
 
 } // namespace detail

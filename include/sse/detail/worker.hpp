@@ -249,7 +249,8 @@ private:
   connection_base* head_ = nullptr;
   std::mutex ready_mutex_;
   std::vector<std::shared_ptr<connection_base>> ready_, draining_;
-  bool drain_posted_ = false;
+  std::size_t draining_next_ = 0; ///< draining_[0, next) had their turn
+  bool drain_posted_ = false;     ///< a drain_ready is queued (or running): enqueue posts none
   std::promise<void> drained_;
   bool drained_set_ = false;
   std::promise<void> refused_;
