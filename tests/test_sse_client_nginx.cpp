@@ -59,9 +59,9 @@ public:
       throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
     std::string const tpl = sse_test::child_process::read_file(
-        env("SSE_NGINX_TEMPLATE", "tests/nginx/nginx.conf.in"));
+        env("SSE_NGINX_TEMPLATE", SSE_NGINX_TEMPLATE_FILE));
     if (tpl.empty())
-      throw std::runtime_error("tests/nginx/nginx.conf.in not found (SSE_NGINX_TEMPLATE)");
+      throw std::runtime_error(std::string(SSE_NGINX_TEMPLATE_FILE) + " not found (SSE_NGINX_TEMPLATE)");
     std::string user = "# not root: nginx runs as the current user";
     if (::getuid() == 0)
       user = std::string("user ") + ::getpwuid(0)->pw_name + " " + ::getgrgid(0)->gr_name + ";";
