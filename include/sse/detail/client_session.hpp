@@ -5,9 +5,10 @@
 
 #include <sse/client_options.hpp>
 #include <sse/detail/client_http.hpp>
+#include <sse/detail/client_policy.hpp>
 #include <sse/detail/client_transport.hpp>
+#include <sse/detail/client_waiter.hpp>
 #include <sse/detail/deadline.hpp>
-#include <sse/detail/tracked_work.hpp>
 #include <sse/error.hpp>
 #include <sse/parser.hpp>
 
@@ -38,31 +39,6 @@
 
 namespace sse::detail {
 
-/// A pending `async_next`.
-class next_waiter {
-public:
-  virtual ~next_waiter() = default;
-  virtual void complete(std::error_code ec, parsed_event ev) = 0;
-};
-
-template <class Handler>
-class async_next_waiter final : public next_waiter {
-public:
-  using executor_type = asio::associated_executor_t<Handler, asio::any_io_executor>;
-  async_next_waiter(Handler h, asio::any_io_executor const& io_ex)
-      : handler_(std::move(h)), work_(asio::get_associated_executor(handler_, io_ex)) {}
-  void complete(std::error_code ec, parsed_event ev) override {
-    auto ex = work_.get_executor();
-    asio::post(ex, [h = std::move(handler_), ec, ev = std::move(ev)]() mutable {
-      std::move(h)(ec, std::move(ev));
-    });
-  }
-
-private:
-  Handler handler_;
-  tracked_work<executor_type> work_;
-};
-
 class client_session : public std::enable_shared_from_this<client_session> {
 public:
   using clock = std::chrono::steady_clock;
@@ -79,7 +55,9 @@ public:
       : options_(std::move(o)), strand_(asio::make_strand(ex)), resolver_(strand_),
         timer_(strand_), retry_timer_(strand_), parser_(options_.limits),
         rng_(std::random_device{}()) {
-    check_options();
+    auto checked = check_options(options_);
+    origin_ = std::move(checked.origin);
+    own_accept_ = checked.own_accept;
     if (!options_.last_event_id.empty()) // the parser's last event id starts from it
       parser_.feed("id: " + options_.last_event_id + "\n\n");
     url_ = origin_;
@@ -149,67 +127,8 @@ public:
     return retry_;
   }
 
-  /// The wait before the next reconnect when `failures` attempts in a row have not opened a
-  /// stream: the reconnection time doubled per failure, capped, less up to `jitter` of it.
-  ms reconnect_delay(ms base, unsigned failures) {
-    ms const cap = options_.max_reconnect_delay;
-    ms d = std::min(base, cap);
-    if (failures > 0 && d < ms(1))
-      d = ms(1); // retry: 0 reconnects at once, but never spins on a server that is down
-    for (unsigned i = 0; i < failures && d < cap; ++i)
-      d = d > cap / 2 ? cap : d * 2;
-    if (options_.jitter > 0 && d.count() > 0) {
-      std::uniform_real_distribution<double> u(0.0, options_.jitter);
-      d -= ms(static_cast<ms::rep>(static_cast<double>(d.count()) * u(rng_)));
-    }
-    return d;
-  }
-
 private:
   enum class phase { idle, connecting, head, body, waiting, closed };
-
-  void check_options() {
-    auto bad = [](std::string const& what) { throw std::invalid_argument("sse::client: " + what); };
-    if (!options_.url.empty()) {
-      auto u = client_http::parse_url(options_.url);
-      if (!u)
-        bad("'" + options_.url + "' is not an http:// or https:// URL");
-      origin_ = *u;
-    } else {
-      auto u = client_http::parse_url("http://" +
-                                      (options_.host.find(':') != std::string::npos
-                                           ? "[" + options_.host + "]"
-                                           : options_.host) +
-                                      ":" + std::to_string(options_.port) + options_.target);
-      if (!u || options_.target.empty() || options_.target[0] != '/')
-        bad("host, port and target do not make a URL (target must start with '/')");
-      origin_ = *u;
-    }
-    for (auto const& [name, value] : options_.headers) {
-      if (!client_http::is_token(name) || !client_http::is_safe_value(value))
-        bad("header '" + name + "' is not a valid header name and value");
-      for (char const* own : {"host", "last-event-id", "content-length", "transfer-encoding",
-                              "connection", "upgrade", "te", "expect"})
-        if (client_http::iequals(name, own))
-          bad("header '" + name + "' is the client's own (last_event_id sets Last-Event-ID)");
-      if (client_http::iequals(name, "accept"))
-        own_accept_ = false;
-    }
-    if (!client_http::is_safe_value(options_.last_event_id))
-      bad("last_event_id must not contain CR, LF or NUL");
-    if (options_.retry.count() < 0 || options_.max_reconnect_delay.count() <= 0)
-      bad("retry must not be negative and max_reconnect_delay must be positive");
-    if (!(options_.jitter >= 0.0 && options_.jitter <= 1.0))
-      bad("jitter must be between 0 and 1");
-    if (options_.read_timeout.count() < 0 || options_.connect_timeout.count() <= 0)
-      bad("read_timeout must not be negative and connect_timeout must be positive");
-    if (options_.max_header_bytes == 0 || options_.max_queued_events == 0)
-      bad("max_header_bytes and max_queued_events must be positive");
-    options_.retry = clamp_wait(options_.retry);
-    options_.max_reconnect_delay = clamp_wait(options_.max_reconnect_delay);
-    options_.read_timeout = clamp_wait(options_.read_timeout);
-    options_.connect_timeout = clamp_wait(options_.connect_timeout);
-  }
 
   bool halted() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
@@ -569,7 +488,8 @@ private:
       return finish(ec);
     drop_connection();
     phase_ = phase::waiting;
-    ms const delay = reconnect_delay(retry(), failures_);
+    ms const delay = reconnect_delay(retry(), failures_, options_.max_reconnect_delay,
+                                     options_.jitter, rng_);
     if (failures_ < 64)
       ++failures_;
     call(on_reconnect, ec, delay);
