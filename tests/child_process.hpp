@@ -1,21 +1,29 @@
 #pragma once
 
-// Programs the client tests start (nginx, node): spawned with their output in a file, waited
-// for by a line they print, stopped with SIGTERM (then SIGKILL).
+// Programs the tests start: nginx and node (child_process), spawned with their output in a
+// file, waited for by a line they print, stopped with SIGTERM (then SIGKILL); and a program
+// that inherits the test's descriptors (inheriting_child), to check which sockets it holds.
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
+
+extern char** environ; // for posix_spawn
 
 namespace sse_test {
 
@@ -103,5 +111,71 @@ private:
   std::string log_;
   pid_t pid_ = -1;
 };
+
+/// A program started with posix_spawn and no file actions, so it inherits every descriptor
+/// of the test process that is not close-on-exec; killed when this goes out of scope.
+class inheriting_child {
+public:
+  explicit inheriting_child(std::vector<std::string> argv) {
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(a.data());
+    args.push_back(nullptr);
+    if (::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ) != 0)
+      pid_ = -1;
+  }
+  inheriting_child(inheriting_child const&) = delete;
+  inheriting_child& operator=(inheriting_child const&) = delete;
+  ~inheriting_child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  /// -1 if it could not start. posix_spawn returns once the program runs, so what it
+  /// inherited it holds from then on.
+  pid_t pid() const { return pid_; }
+
+private:
+  pid_t pid_ = -1;
+};
+
+enum class port_side { local, remote };
+
+/// The inodes of this host's TCP sockets whose local (or remote) port is `port`. Local: a
+/// server's listening socket and the connections it accepted; remote: the clients' ends.
+inline std::set<std::string> tcp_socket_inodes(std::uint16_t port, port_side side) {
+  std::set<std::string> inodes;
+  for (char const* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line); // the column names
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+          timeout >> inode;
+      std::string const& address = side == port_side::local ? local : remote;
+      auto const colon = address.rfind(':');
+      if (colon != std::string::npos &&
+          std::stoul(address.substr(colon + 1), nullptr, 16) == port)
+        inodes.insert(inode);
+    }
+  }
+  return inodes;
+}
+
+/// The inodes of the sockets process `pid` has open.
+inline std::set<std::string> socket_inodes_of(pid_t pid) {
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (auto const& fd :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+    std::string const target = std::filesystem::read_symlink(fd.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0)
+      inodes.insert(target.substr(8, target.size() - 9));
+  }
+  return inodes;
+}
 
 } // namespace sse_test

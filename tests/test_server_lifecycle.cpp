@@ -2,6 +2,7 @@
 // stop from several threads or from a handler, the two-phase stop that loses nothing a
 // handler acknowledged, exceptions and misused streams that must not end the process.
 
+#include "child_process.hpp"
 #include "server_fixture.hpp"
 #include "test_client.hpp"
 
@@ -12,29 +13,19 @@
 
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
-#include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
-
-extern char** environ; // for posix_spawn
 
 using namespace std::chrono_literals;
 using namespace sse_test;
@@ -52,66 +43,6 @@ bool returns_within(F f, ms timeout) {
     done->set_value();
   }).detach();
   return fut.wait_for(timeout) == std::future_status::ready;
-}
-
-/// A program started with posix_spawn and no file actions, so it inherits every descriptor
-/// of the test process that is not close-on-exec; killed when this goes out of scope.
-class inheriting_child {
-public:
-  explicit inheriting_child(std::vector<std::string> argv) {
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(a.data());
-    args.push_back(nullptr);
-    if (::posix_spawn(&pid_, args[0], nullptr, nullptr, args.data(), environ) != 0)
-      pid_ = -1;
-  }
-  inheriting_child(inheriting_child const&) = delete;
-  inheriting_child& operator=(inheriting_child const&) = delete;
-  ~inheriting_child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-
-private:
-  pid_t pid_ = -1;
-};
-
-/// The inodes of the TCP sockets whose local port is `port`: the listening socket and the
-/// connections accepted on it (a client's own end has an ephemeral local port).
-std::set<std::string> socket_inodes_on_port(std::uint16_t port) {
-  std::set<std::string> inodes;
-  for (char const* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream in(table);
-    std::string line;
-    std::getline(in, line); // the column names
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
-          timeout >> inode;
-      auto const colon = local.rfind(':');
-      if (colon != std::string::npos && std::stoul(local.substr(colon + 1), nullptr, 16) == port)
-        inodes.insert(inode);
-    }
-  }
-  return inodes;
-}
-
-/// The inodes of the sockets process `pid` has open.
-std::set<std::string> socket_inodes_of(pid_t pid) {
-  std::set<std::string> inodes;
-  std::error_code ec;
-  for (auto const& fd : std::filesystem::directory_iterator(
-           "/proc/" + std::to_string(pid) + "/fd", ec)) {
-    std::string const target = std::filesystem::read_symlink(fd.path(), ec).string();
-    if (!ec && target.rfind("socket:[", 0) == 0)
-      inodes.insert(target.substr(8, target.size() - 9));
-  }
-  return inodes;
 }
 
 } // namespace
@@ -361,7 +292,7 @@ TEST_CASE("server's sockets are close-on-exec: a program spawned meanwhile keeps
   client held(port);
   REQUIRE(held.send(get("/listen")));
   REQUIRE(eventually([&] { return ts->subscribers() == 1; }));
-  auto const server_sockets = socket_inodes_on_port(port);
+  auto const server_sockets = tcp_socket_inodes(port, port_side::local);
   REQUIRE(server_sockets.size() >= 2); // listening, and the connection accepted for `held`
 
   inheriting_child child({"/bin/sleep", "5"});

@@ -1,6 +1,7 @@
 // sse::client against our own server (restart and resume, 204, statuses, heartbeats) and
 // against hand-written responses from tests/raw_server.hpp (framings, splits, retry, timeouts).
 
+#include "child_process.hpp"
 #include "client_util.hpp"
 #include "raw_server.hpp"
 
@@ -556,4 +557,18 @@ TEST_CASE("client stop() ends callbacks and a pending async_next", "[client]") {
     CHECK(e.code() == asio::error::operation_aborted);
   }
   CHECK(c.reason() == asio::error::operation_aborted);
+}
+
+TEST_CASE("client's socket is close-on-exec: a program spawned meanwhile does not hold it",
+          "[client]") {
+  sse::broker broker;
+  sse::testing::server server([&](sse::server& s) { add_listen_route(s, broker); });
+  sse::testing::stream stream(quick_client(server.url("/listen"))); // open once it returns
+  auto const mine = sse_test::tcp_socket_inodes(server.port(), sse_test::port_side::remote);
+  REQUIRE(mine.size() == 1);
+  // A program spawned now would otherwise keep the connection open after the client closed.
+  sse_test::inheriting_child child({"/bin/sleep", "5"});
+  REQUIRE(child.pid() > 0);
+  auto const inherited = sse_test::socket_inodes_of(child.pid());
+  CHECK(inherited.count(*mine.begin()) == 0);
 }

@@ -41,14 +41,15 @@ public:
       : ctx_(std::move(ctx)), stream_(ex, *ctx_), check_host_(check_host) {}
 
   void async_open(endpoints const& eps, std::string const& host, done_handler done) override {
-    asio::async_connect(stream_.lowest_layer(), eps,
-                        [this, host, done](std::error_code ec, auto const&) {
-                          if (ec)
-                            return done(ec);
-                          std::error_code ignored;
-                          stream_.lowest_layer().set_option(asio::ip::tcp::no_delay(true), ignored);
-                          handshake(host, done);
-                        });
+    sse::detail::async_connect_each(stream_.lowest_layer(), eps, eps.begin(),
+                                    [this, host, done](std::error_code ec) {
+                                      if (ec)
+                                        return done(ec);
+                                      std::error_code ignored;
+                                      stream_.lowest_layer().set_option(
+                                          asio::ip::tcp::no_delay(true), ignored);
+                                      handshake(host, done);
+                                    });
   }
   void async_write(asio::const_buffer b, io_handler done) override {
     asio::async_write(stream_, b, std::move(done));

@@ -3,17 +3,21 @@
 /// The byte stream under `sse::client`: plain TCP here, TLS from `<sse/tls_client.hpp>`, so
 /// that the core never sees OpenSSL.
 
+#include <sse/detail/close_on_exec.hpp>
+
 #include <asio/any_io_executor.hpp>
 #include <asio/buffer.hpp>
-#include <asio/connect.hpp>
+#include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/write.hpp>
 
 #include <cstddef>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace sse::detail {
 
@@ -38,13 +42,44 @@ public:
 using client_transport_factory =
     std::function<std::shared_ptr<client_transport>(asio::any_io_executor const&)>;
 
+/// Connects `s` to the first of `eps` that accepts, as `asio::async_connect` does, but opens
+/// the socket itself for each try so that it is close-on-exec from the start: a program the
+/// application spawns must not hold the connection open after the client closed it.
+template <class Socket>
+void async_connect_each(Socket& s, client_transport::endpoints eps,
+                        client_transport::endpoints::const_iterator at,
+                        client_transport::done_handler done, std::error_code last = {}) {
+  for (; at != eps.end(); ++at) {
+    std::error_code ec;
+    s.close(ec);
+    s.open(at->endpoint().protocol(), ec);
+    if (!ec) {
+      set_close_on_exec(s);
+      break;
+    }
+    last = ec;
+  }
+  if (at == eps.end())
+    return done(last ? last : make_error_code(asio::error::not_found));
+  auto const ep = at->endpoint();
+  s.async_connect(ep, [&s, eps = std::move(eps), at, done = std::move(done)](
+                          std::error_code ec) mutable {
+    if (!ec)
+      return done(ec);
+    // close() was called: that ends the whole connect, as it does asio::async_connect's.
+    if (ec == asio::error::operation_aborted || !s.is_open())
+      return done(make_error_code(asio::error::operation_aborted));
+    async_connect_each(s, std::move(eps), std::next(at), std::move(done), ec);
+  });
+}
+
 /// Plain TCP.
 class tcp_transport final : public client_transport {
 public:
   explicit tcp_transport(asio::any_io_executor const& ex) : socket_(ex) {}
 
   void async_open(endpoints const& eps, std::string const&, done_handler done) override {
-    asio::async_connect(socket_, eps, [this, done](std::error_code ec, auto const&) {
+    async_connect_each(socket_, eps, eps.begin(), [this, done](std::error_code ec) {
       if (!ec) {
         std::error_code ignored;
         socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
