@@ -354,8 +354,10 @@ private:
     std::uint64_t const g = gen_;
     try {
       parser_.feed(bytes, [&](parsed_event&& ev) {
-        if (g == gen_ && !halted())
-          deliver(std::move(ev));
+        if (g != gen_ || halted())
+          return;
+        note_parser(); // last_event_id() says this event's id by the time its callback runs
+        deliver(std::move(ev));
       });
     } catch (parse_error const&) {
       note_parser();
