@@ -41,9 +41,10 @@ public:
     long const max_fd = ::sysconf(_SC_OPEN_MAX);
     pid_ = ::fork();
     if (pid_ == 0) {
-      // Only what is async-signal-safe until exec. Asio's sockets are not close-on-exec: a
-      // listening socket of the test's server inherited here would keep its port bound (and
-      // queue connections nobody accepts) after the server stopped.
+      // Only what is async-signal-safe until exec. The program gets stdio and nothing else:
+      // sse::server and sse::client mark their sockets close-on-exec (test_server_lifecycle
+      // and test_sse_client check that, with inheriting_child), but the tests' own raw
+      // servers and clients do not, and nginx or node must not hold those open.
       ::dup2(out, 1);
       ::dup2(out, 2);
       for (long fd = 3; fd < max_fd; ++fd)
