@@ -159,8 +159,8 @@ inline std::set<std::string> tcp_socket_inodes(std::uint16_t port, port_side sid
       std::string const& address = side == port_side::local ? local : remote;
       auto const colon = address.rfind(':');
       if (colon != std::string::npos &&
-          std::stoul(address.substr(colon + 1), nullptr, 16) == port)
-        inodes.insert(inode);
+          std::stoul(address.substr(colon + 1), nullptr, 16) == port && inode != "0")
+        inodes.insert(inode); // 0: in TIME_WAIT, no longer anybody's descriptor
     }
   }
   return inodes;
