@@ -2,6 +2,7 @@
 // Every wait is bounded and waits for an event (a completion, a state change, a message), never
 // a sleep.
 
+#include "child_process.hpp"
 #include "redis_server.hpp"
 
 #include <sse/redis.hpp>
@@ -440,4 +441,20 @@ TEST_CASE("redis close completes pending commands with operation_aborted", "[red
   CHECK(f.get().first == asio::error::operation_aborted);
   REQUIRE(c->events.wait(reached(connection_state::closed)));
   server.resume();
+}
+
+TEST_CASE("redis connection's socket is close-on-exec: a program spawned meanwhile does not "
+          "hold it",
+          "[redis]") {
+  sse_test::redis_server server;
+  io_thread t;
+  connected c(t.io, options_for(server.port()));
+  auto const mine = sse_test::tcp_socket_inodes(server.port(), sse_test::port_side::remote);
+  REQUIRE(!mine.empty());
+  // Held by a child, the connection (and its subscriptions) would outlive its close().
+  sse_test::inheriting_child child({"/bin/sleep", "5"});
+  REQUIRE(child.pid() > 0);
+  auto const inherited = sse_test::socket_inodes_of(child.pid());
+  for (auto const& inode : mine)
+    CHECK(inherited.count(inode) == 0);
 }

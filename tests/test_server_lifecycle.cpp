@@ -2,6 +2,7 @@
 // stop from several threads or from a handler, the two-phase stop that loses nothing a
 // handler acknowledged, exceptions and misused streams that must not end the process.
 
+#include "child_process.hpp"
 #include "server_fixture.hpp"
 #include "test_client.hpp"
 
@@ -16,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -281,4 +283,33 @@ TEST_CASE("server derives max_connections from the descriptor limit", "[server][
   CHECK(derived.options().max_connections == limit - std::max<std::size_t>(64, limit / 16));
   CHECK(derived.options().max_connections < limit);
   CHECK(explicit_limit.options().max_connections == 10);
+}
+
+TEST_CASE("server's sockets are close-on-exec: a program spawned meanwhile keeps no port",
+          "[server][lifecycle]") {
+  auto ts = std::make_unique<test_server>();
+  std::uint16_t const port = ts->port();
+  client held(port);
+  REQUIRE(held.send(get("/listen")));
+  REQUIRE(eventually([&] { return ts->subscribers() == 1; }));
+  auto const server_sockets = tcp_socket_inodes(port, port_side::local);
+  REQUIRE(server_sockets.size() >= 2); // listening, and the connection accepted for `held`
+
+  inheriting_child child({"/bin/sleep", "5"});
+  REQUIRE(child.pid() > 0);
+  // posix_spawn returns once the program runs, so what it inherited it holds now.
+  auto const inherited = socket_inodes_of(child.pid());
+  for (auto const& inode : server_sockets)
+    CHECK(inherited.count(inode) == 0);
+
+  ts->srv.stop();
+  ts.reset();
+  // The port is free: nothing accepts on it, and a new server binds it.
+  CHECK_FALSE(can_connect(port));
+  auto o = test_options();
+  o.port = port;
+  sse::server again(o);
+  again.route("GET", "/ping", [](sse::request&) { return sse::response::text(200, "pong\n"); });
+  REQUIRE_NOTHROW(again.start());
+  CHECK(serves_normally(port));
 }

@@ -22,6 +22,28 @@ enum class errc {
   write_timeout,
   /// The client went away (the connection closed or failed) while its stream was open.
   disconnected,
+
+  // sse::client: why a client stopped for good (final), or why it reconnects.
+  /// Final: the server answered 204 No Content, the standard's "stop reconnecting".
+  no_content,
+  /// Final: the server answered a status other than 200 (`client::status()` says which).
+  bad_status,
+  /// Final: a 200 that is not `text/event-stream`, or has a content coding.
+  bad_content_type,
+  /// Final: a redirect past `max_redirects`, without a usable `Location`, or to a scheme the
+  /// client cannot follow (https without `sse::tls`, or from https down to http).
+  bad_redirect,
+  /// Final: the response head is larger than `client_options::max_header_bytes`.
+  header_too_large,
+  /// Final: a line or an event's data is larger than `client_options::limits`.
+  event_too_large,
+  /// Reconnects: the response is not well-formed HTTP/1.x (status line, header, chunk).
+  bad_response,
+  /// Reconnects: nothing arrived, not even a heartbeat, within `client_options::read_timeout`
+  /// (or the connection and response head took longer than `connect_timeout`).
+  read_timeout,
+  /// Reconnects: the server ended the response (end of body or connection closed).
+  stream_ended,
 };
 
 namespace detail {
@@ -40,6 +62,24 @@ public:
       return "write made no progress before the timeout";
     case errc::disconnected:
       return "the client disconnected";
+    case errc::no_content:
+      return "the server answered 204 No Content: stop reconnecting";
+    case errc::bad_status:
+      return "the server answered a status other than 200";
+    case errc::bad_content_type:
+      return "the response is not text/event-stream";
+    case errc::bad_redirect:
+      return "a redirect that cannot be followed";
+    case errc::header_too_large:
+      return "the response head is larger than max_header_bytes";
+    case errc::event_too_large:
+      return "a line or an event is larger than the parser's limits";
+    case errc::bad_response:
+      return "the response is not well-formed HTTP";
+    case errc::read_timeout:
+      return "nothing arrived within the read timeout";
+    case errc::stream_ended:
+      return "the server ended the stream";
     }
     return "unknown sse error";
   }

@@ -3,6 +3,7 @@
 /// An Asio HTTP server that streams `text/event-stream` responses: HTTP/1.1 in the core,
 /// HTTPS and HTTP/2 with the optional `sse::tls` and `sse::http2` components.
 
+#include <sse/detail/close_on_exec.hpp>
 #include <sse/detail/connection.hpp>
 #include <sse/detail/router.hpp>
 #include <sse/detail/worker.hpp>
@@ -184,6 +185,7 @@ public:
     auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(ex0);
     asio::ip::tcp::endpoint ep(asio::ip::make_address(options_.host), options_.port);
     acceptor->open(ep.protocol());
+    detail::set_close_on_exec(*acceptor);
     acceptor->set_option(asio::ip::tcp::acceptor::reuse_address(true));
     acceptor->bind(ep);
     acceptor->listen(options_.backlog);
@@ -373,6 +375,9 @@ private:
         });
         return;
       }
+      // Before the connection is seen anywhere else, so TLS and HTTP/2 have it too; a spawn on
+      // another thread between accept and here still gets it (accept4 would close that gap).
+      detail::set_close_on_exec(s);
       asio::post(target.ex, [&target, s = std::move(s)]() mutable { target.adopt(std::move(s)); });
       do_accept();
     });

@@ -3,6 +3,8 @@
 /// Everything in sse: include this one header.
 
 #include <sse/broker.hpp>
+#include <sse/client.hpp>
+#include <sse/client_options.hpp>
 #include <sse/error.hpp>
 #include <sse/format.hpp>
 #include <sse/frame.hpp>

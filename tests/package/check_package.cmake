@@ -17,15 +17,17 @@ run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/sse-build" -G "${GENERAT
     -DCMAKE_INSTALL_PREFIX=${stage})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/sse-build" --target install)
 
-foreach(f include/sse/sse.hpp share/cmake/sse/sseConfig.cmake share/cmake/sse/sseConfigVersion.cmake
-          share/cmake/sse/FindAsio.cmake)
+foreach(f include/sse/sse.hpp include/sse/client.hpp include/sse/testing.hpp
+          include/sse/detail/client_session.hpp include/sse/detail/client_policy.hpp
+          include/sse/detail/client_waiter.hpp share/cmake/sse/sseConfig.cmake
+          share/cmake/sse/sseConfigVersion.cmake share/cmake/sse/FindAsio.cmake)
   if(NOT EXISTS "${stage}/${f}")
     message(FATAL_ERROR "not installed: ${f}")
   endif()
 endforeach()
 
 if(WITH_HTTP2)
-  foreach(f include/sse/tls.hpp include/sse/http2.hpp share/cmake/sse/sseTlsTargets.cmake
+  foreach(f include/sse/tls.hpp include/sse/tls_client.hpp include/sse/http2.hpp share/cmake/sse/sseTlsTargets.cmake
             share/cmake/sse/sseHttp2Targets.cmake share/cmake/sse/Findnghttp2.cmake)
     if(NOT EXISTS "${stage}/${f}")
       message(FATAL_ERROR "not installed: ${f}")

@@ -7,6 +7,7 @@
 // redisAsyncHandleRead/Write (and redisAsyncFree); those callbacks only copy the reply and post,
 // so no user code and no session logic ever runs inside hiredis.
 
+#include <sse/detail/close_on_exec.hpp>
 #include <sse/redis/error.hpp>
 #include <sse/redis/reply.hpp>
 
@@ -148,6 +149,7 @@ public:
       redisAsyncFree(ac);
       return false;
     }
+    set_close_on_exec(descriptor_); // hiredis opens it without, as Asio does (close_on_exec.hpp)
     ac_ = ac;
     ac->ev.data = this;
     ac->ev.addRead = [](void* p) { static_cast<context*>(p)->want(false, true); };
