@@ -134,26 +134,27 @@ TEST_CASE("server with two I/O threads keeps each client's events in order", "[s
 // see what it gets while the thread is held in a handler, and after the server stopped.
 TEST_CASE("server threads feed their subscriptions in publish order across topics, busy or stopped",
           "[server][fan-out]") {
-  sse::broker broker;
-  sse::server srv(test_options());
   std::mutex m;
   std::optional<sse::subscription> kept;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
   std::atomic<bool> blocking{false};
-  srv.route("GET", "/keep", [&](sse::request&) {
-    sse::subscribe_options so;
-    so.limits = sse::queue_limits{100000, 64u << 20, sse::overflow_policy::evict};
-    std::lock_guard<std::mutex> lk(m);
-    kept.emplace(broker.subscribe({"a", "b"}, so));
-    return sse::response::text(200, "kept\n");
+  test_server ts(test_options(), [&](test_server& t) {
+    t.srv.route("GET", "/keep", [&](sse::request&) {
+      sse::subscribe_options so;
+      so.limits = sse::queue_limits{100000, 64u << 20, sse::overflow_policy::evict};
+      std::lock_guard<std::mutex> lk(m);
+      kept.emplace(t.broker.subscribe({"a", "b"}, so));
+      return sse::response::text(200, "kept\n");
+    });
+    t.srv.route("GET", "/block", [&](sse::request&) {
+      blocking = true;
+      released.wait();
+      return sse::response::text(200, "done\n");
+    });
   });
-  srv.route("GET", "/block", [&](sse::request&) {
-    blocking = true;
-    released.wait();
-    return sse::response::text(200, "done\n");
-  });
-  srv.start();
+  auto& broker = ts.broker;
+  auto& srv = ts.srv;
   {
     client c(srv.port());
     REQUIRE(c.send(get("/keep")));
@@ -208,6 +209,7 @@ TEST_CASE("server threads feed their subscriptions in publish order across topic
   CHECK(evs.size() == 3020);
   CHECK(in_order(evs));
   CHECK(broker.stats().evicted == 0);
+  kept.reset(); // before the broker goes
 }
 
 // --- 3. heartbeat ---------------------------------------------------------------------------------
