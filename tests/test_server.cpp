@@ -147,6 +147,14 @@ TEST_CASE("server threads feed their subscriptions in publish order across topic
       kept.emplace(t.broker.subscribe({"a", "b"}, so));
       return sse::response::text(200, "kept\n");
     });
+    // On the subscribers' own thread a publish is pushed before the handler answers, so a
+    // publisher is paced by its fan-out and cannot outrun the queues.
+    t.srv.route("POST", "/publish-here", [&](sse::request&) {
+      std::lock_guard<std::mutex> lk(m);
+      auto const before = kept->size();
+      t.broker.publish("a", sse::event("here"));
+      return sse::response::text(200, std::to_string(kept->size() - before));
+    });
     t.srv.route("GET", "/block", [&](sse::request&) {
       blocking = true;
       released.wait();
@@ -162,9 +170,17 @@ TEST_CASE("server threads feed their subscriptions in publish order across topic
     REQUIRE(r);
     REQUIRE(r->status == 200);
   }
-  std::lock_guard<std::mutex> lk(m);
+  {
+    client c(srv.port());
+    REQUIRE(c.send(post("/publish-here", "")));
+    auto r = read_response(c);
+    REQUIRE(r);
+    CHECK(r->body == "1");
+  }
+  std::unique_lock<std::mutex> lk(m);
   REQUIRE(kept);
   auto& sub = *kept;
+  REQUIRE(sub.try_pop()); // the one from /publish-here
   std::string bytes;
   auto take = [&] {
     while (auto f = sub.try_pop())

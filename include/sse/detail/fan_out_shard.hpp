@@ -22,7 +22,9 @@ namespace sse::detail {
 ///
 /// One queue for every topic keeps a subscriber of several topics seeing them in the order
 /// they were published. Whoever holds `run_` runs the queue, in order: the thread, or a
-/// publisher when too much waits or the thread has stopped (which bounds what waits).
+/// publisher when too much waits or the thread has stopped (which bounds what waits). A
+/// publish made on the thread itself (a POST handler) runs it at once: its answer then waits
+/// for its pushes, so a publisher cannot outrun its subscribers' queues.
 class fan_out_shard : public std::enable_shared_from_this<fan_out_shard> {
 public:
   /// A topic's subscribers on this thread, with its events not yet pushed.
@@ -43,8 +45,9 @@ public:
 
   /// What a publish must do after `enqueue`, outside the broker's lock.
   enum class next { nothing, post, run, failed };
-  /// Events waiting before a publisher runs the queue itself.
+  /// Events, and pushes into queues, waiting before a publisher runs the queue itself.
   static constexpr std::size_t max_queued = 1024;
+  static constexpr std::size_t max_queued_pushes = 32768;
   /// Pushes into queues per turn of the thread's loop, like the writers' `write_slice`: the
   /// thread's reads and writes run between turns (a few hundred microseconds each).
   static constexpr std::size_t pushes_per_turn = 8192;
@@ -53,15 +56,18 @@ public:
   fan_out_shard(fan_out_shard const&) = delete;
   fan_out_shard& operator=(fan_out_shard const&) = delete;
 
-  /// Under the broker's lock, so the queue is in publish order: `j` has one more event.
-  next enqueue(std::shared_ptr<job> j) noexcept {
+  /// Under the broker's lock, so the queue is in publish order: `j` has one more event, for
+  /// `pushes` subscribers.
+  next enqueue(std::shared_ptr<job> j, std::size_t pushes) noexcept {
     std::lock_guard<std::mutex> lk(queue_mutex_);
     try {
       queue_.push_back(std::move(j));
     } catch (...) { // out of memory
       return next::failed;
     }
-    if (closed_ || queue_.size() > max_queued)
+    queued_pushes_ += pushes;
+    if (closed_ || this_thread_is_mine() || queue_.size() > max_queued ||
+        queued_pushes_ > max_queued_pushes)
       return next::run;
     if (posted_)
       return next::nothing;
@@ -99,6 +105,7 @@ public:
           if (queue_.empty())
             break;
           running_.swap(queue_);
+          queued_pushes_ = 0;
         }
         if (pushes >= budget) {
           more = true;
@@ -133,6 +140,8 @@ public:
   std::mutex& run_mutex() noexcept { return run_mutex_; }
 
 private:
+  bool this_thread_is_mine() const noexcept;
+
   void run_posted() noexcept {
     {
       std::lock_guard<std::mutex> lk(queue_mutex_);
@@ -152,6 +161,7 @@ private:
   ring<std::shared_ptr<job>> running_; ///< under run_mutex_: the batch being run
   std::mutex queue_mutex_;
   ring<std::shared_ptr<job>> queue_; ///< under queue_mutex_: one entry per event, in order
+  std::size_t queued_pushes_ = 0;    ///< under queue_mutex_: the subscribers those events go to
   bool posted_ = false;              ///< under queue_mutex_: a run_posted is on its way
   bool closed_ = false;              ///< under queue_mutex_
 };
@@ -159,5 +169,7 @@ private:
 /// The shard of the I/O thread running now, if it is one of a server's own threads: a
 /// subscription made here (in a handler) is fed by this thread.
 inline thread_local fan_out_shard* this_thread_shard = nullptr;
+
+inline bool fan_out_shard::this_thread_is_mine() const noexcept { return this_thread_shard == this; }
 
 } // namespace sse::detail

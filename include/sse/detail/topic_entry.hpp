@@ -103,7 +103,7 @@ public:
     }
     if (!shard)
       return next::run;
-    next const n = shard->enqueue(this->shared_from_this());
+    next const n = shard->enqueue(this->shared_from_this(), members);
     if (n == next::failed)
       pending_.pop_back(); // no place in the shard's queue: nobody would ever push it
     return n;
