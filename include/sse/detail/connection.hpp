@@ -441,13 +441,24 @@ private:
       return;
     }
     req.set_params(std::move(m.params));
+    std::uint64_t const woken = w_.wakes();
     if (m.h->async) {
       begin_async(std::move(req), m.h->async);
+      note_wakes(woken);
       return;
     }
     response res;
-    if (guarded(req, [&] { res = m.h->sync(req); }))
+    bool const ok = guarded(req, [&] { res = m.h->sync(req); });
+    note_wakes(woken);
+    if (ok)
       answer(res, req);
+  }
+
+  /// The handler woke streams of this thread (it published): the next request waits until
+  /// the streams woken before it have had their turn, so a publisher stays at most one pass
+  /// of the writers ahead (its events then share writes, and no queue outgrows that).
+  void note_wakes(std::uint64_t before) {
+    pace_until_ = w_.wakes() != before ? before : 0;
   }
 
   void answer(response& res, sse::request const& req) {
@@ -602,6 +613,19 @@ private:
     continue_sent_ = false;
     phase_ = phase::reading;
     deadline_ = clock::now() + (request_started_ ? w_.opts.header_timeout : w_.opts.idle_timeout);
+    if (std::uint64_t const seq = std::exchange(pace_until_, 0)) {
+      w_.pace(shared_this(), seq);
+      return;
+    }
+    read_next();
+  }
+
+  void on_paced() override {
+    if (phase_ == phase::reading && !read_pending_)
+      read_next();
+  }
+
+  void read_next() {
     if (rpos_ < rlen_)
       process_buffer(); // a pipelined request is already here
     else
@@ -1023,6 +1047,7 @@ private:
   std::size_t rpos_ = 0, rlen_ = 0;
   bool request_started_ = false;
   bool read_pending_ = false;
+  std::uint64_t pace_until_ = 0; ///< the wakes its last handler made: the next read waits for them
   bool continue_sent_ = false;
   bool keep_alive_ = true;
   bool writing_ = false;
@@ -1126,10 +1151,23 @@ inline void worker::unlink(connection_base* c) {
 /// own: between two, the thread runs what else is ready (a read, an accept, a timer), so a
 /// request never waits behind a whole fan-out, and a publish read meanwhile reaches the
 /// queues of the streams not yet written, which then send both events in one write.
+inline void worker::pace(std::shared_ptr<connection_base> c, std::uint64_t seq) {
+  if (turns_ >= seq || finished) {
+    c->on_paced();
+    return;
+  }
+  try {
+    paced_.emplace_back(seq, std::move(c));
+  } catch (...) { // out of memory: not paced
+    c->on_paced();
+  }
+}
+
 inline void worker::drain_ready() {
   if (finished) { // stopped: every connection is closed, and nothing of ours may stay queued
     draining_.clear();
     draining_next_ = 0;
+    paced_.clear();
     std::lock_guard<std::mutex> lk(ready_mutex_);
     ready_.clear();
     drain_posted_ = false;
@@ -1148,7 +1186,13 @@ inline void worker::drain_ready() {
   std::size_t const end = std::min(draining_.size(), draining_next_ + opts.write_slice);
   while (draining_next_ < end) {
     auto c = std::move(draining_[draining_next_++]);
+    ++turns_;
     c->on_ready();
+  }
+  while (!paced_.empty() && paced_.front().first <= turns_) {
+    auto c = std::move(paced_.front().second);
+    paced_.pop_front();
+    c->on_paced();
   }
   // The rest, or the streams woken meanwhile, after what is ready now (drain_posted_ stays set).
   asio::post(ex, [this] { drain_ready(); });

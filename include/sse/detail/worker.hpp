@@ -68,6 +68,8 @@ public:
   virtual void begin_shutdown() = 0;
   /// Drain: at `at`, end its streams with a `retry:` hint; false if it has none.
   virtual bool drain_at(clock::time_point at) = 0;
+  /// After `worker::pace`: the streams its last request woke have had their turn.
+  virtual void on_paced() {}
 
   connection_base* prev = nullptr;
   connection_base* next = nullptr;
@@ -165,11 +167,22 @@ public:
   void enqueue_ready(std::shared_ptr<connection_base> c) {
     std::lock_guard<std::mutex> lk(ready_mutex_);
     ready_.push_back(std::move(c));
+    ++wakes_;
     if (!drain_posted_) {
       drain_posted_ = true;
       asio::post(ex, [this] { drain_ready(); });
     }
   }
+  /// Streams woken so far (the sequence `pace` waits for).
+  std::uint64_t wakes() {
+    std::lock_guard<std::mutex> lk(ready_mutex_);
+    return wakes_;
+  }
+  /// On this thread: `c->on_paced()` once the streams woken up to `seq` have had their turn.
+  /// A request that published to this thread's streams has its connection's next request
+  /// wait for their writes: a publisher is paced by its subscribers, as if answered after
+  /// them, while requests that publish nothing are never held.
+  void pace(std::shared_ptr<connection_base> c, std::uint64_t seq);
   /// From any thread: requests from now on get 503; ready once no asynchronous handler of
   /// this worker is still to answer (each gets until `stop_timeout`).
   std::future<void> refuse();
@@ -258,6 +271,10 @@ private:
   std::mutex ready_mutex_;
   std::vector<std::shared_ptr<connection_base>> ready_, draining_;
   std::size_t draining_next_ = 0; ///< draining_[0, next) had their turn
+  std::uint64_t wakes_ = 0;       ///< under ready_mutex_: streams woken so far
+  std::uint64_t turns_ = 0;       ///< this thread: how many of those had their turn
+  /// This thread: connections waiting for `turns_` to reach their sequence, oldest first.
+  std::deque<std::pair<std::uint64_t, std::shared_ptr<connection_base>>> paced_;
   bool drain_posted_ = false;     ///< a drain_ready is queued (or running): enqueue posts none
   std::promise<void> drained_;
   bool drained_set_ = false;
