@@ -77,7 +77,17 @@ struct rig {
 
   void one(std::uint8_t const* data, std::size_t size) {
     asio::ip::tcp::socket c(io);
-    c.connect({asio::ip::make_address("127.0.0.1"), srv->port()});
+    // Asynchronously: libFuzzer's -timeout alarm interrupts a blocking connect (EINTR).
+    bool connected = false;
+    std::error_code connect_error;
+    c.async_connect({asio::ip::make_address("127.0.0.1"), srv->port()},
+                    [&](std::error_code ec) {
+                      connect_error = ec;
+                      connected = true;
+                    });
+    run_until([&] { return connected; }, 10s, "the server's port did not accept");
+    if (connect_error)
+      fail("connecting to the server failed");
     std::string bytes(preface);
     bytes.append(reinterpret_cast<char const*>(data), size);
     bool written = false, ended = false;
