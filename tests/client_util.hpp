@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -49,11 +50,22 @@ struct recorder {
     c.on_close([this](std::error_code ec) { note([&] { closed = ec; }); });
   }
 
+  /// Attaches to `c` and starts it.
+  void start(sse::client& c) {
+    attach(c);
+    c.start();
+  }
+
   /// Waits until `pred()` (read under the lock) holds.
   template <class Pred>
   bool wait(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     std::unique_lock<std::mutex> lk(m);
     return cv.wait_for(lk, timeout, pred);
+  }
+
+  /// Waits until the client has stopped for good.
+  bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    return wait([this] { return closed.has_value(); }, timeout);
   }
 
 private:
@@ -66,5 +78,14 @@ private:
     cv.notify_all();
   }
 };
+
+/// A client of `url` that reconnects quickly (the tests' servers send retry: 100 ms or less).
+inline sse::client_options quick_client(std::string url) {
+  sse::client_options o;
+  o.url = std::move(url);
+  o.retry = std::chrono::milliseconds(50);
+  o.max_reconnect_delay = std::chrono::milliseconds(200);
+  return o;
+}
 
 } // namespace sse_test

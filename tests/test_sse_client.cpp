@@ -25,6 +25,7 @@
 
 using namespace std::chrono_literals;
 using sse_test::client_runner;
+using sse_test::quick_client;
 using sse_test::recorder;
 using sse_test::raw_server;
 using ms = std::chrono::milliseconds;
@@ -55,14 +56,6 @@ sse::server_options quick_server(std::uint16_t port = 0) {
   o.retry = 100ms; // the retry: the server sends on every stream
   o.retry_jitter = 0ms;
   o.stop_timeout = 1000ms;
-  return o;
-}
-
-sse::client_options quick_client(std::string url) {
-  sse::client_options o;
-  o.url = std::move(url);
-  o.retry = 50ms;
-  o.max_reconnect_delay = 200ms;
   return o;
 }
 
@@ -123,9 +116,8 @@ TEST_CASE("client stops on 204 and says why", "[client]") {
   client_runner run;
   recorder rec;
   sse::client c(run.io, quick_client(server.url("/done")));
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   CHECK(*rec.closed == sse::errc::no_content);
   CHECK(c.reason() == sse::errc::no_content);
   CHECK(c.status() == 204);
@@ -154,9 +146,8 @@ TEST_CASE("client treats other statuses and content types as final", "[client]")
     path = "/text", want = sse::errc::bad_content_type, status = 200;
   }
   sse::client c(run.io, quick_client(server.url(path)));
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   CHECK(*rec.closed == want);
   CHECK(c.status() == status);
   CHECK(rec.reconnects.empty());
@@ -179,8 +170,7 @@ TEST_CASE("client retries the statuses it is told to, with backoff", "[client]")
   client_runner run;
   recorder rec;
   sse::client c(run.io, o);
-  rec.attach(c);
-  c.start();
+  rec.start(c);
   REQUIRE(rec.wait([&] { return rec.opens == 1; }));
   std::lock_guard<std::mutex> lk(rec.m);
   REQUIRE(rec.reconnects.size() == 2);
@@ -202,8 +192,7 @@ TEST_CASE("client keeps a heartbeat-only stream past its read timeout", "[client
   client_runner run;
   recorder rec;
   sse::client c(run.io, o);
-  rec.attach(c);
-  c.start();
+  rec.start(c);
   REQUIRE(rec.wait([&] { return rec.opens == 1; }));
   std::this_thread::sleep_for(1200ms); // three read timeouts of nothing but heartbeats
   server.publish("q", sse::event("still here"));
@@ -272,9 +261,8 @@ TEST_CASE("client reads chunked, close-delimited and sized bodies, split anywher
   client_runner run;
   recorder rec;
   sse::client c(run.io, quick_client(srv.url("/s")));
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   std::lock_guard<std::mutex> lk(rec.m);
   CHECK(*rec.closed == sse::errc::no_content);
   REQUIRE(rec.events.size() == 2);
@@ -298,9 +286,8 @@ TEST_CASE("client sends what EventSource sends, and its own headers", "[client]"
   client_runner run;
   recorder rec;
   sse::client c(run.io, o);
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   auto const head = srv.requests().at(0);
   CHECK(head.rfind("GET /path?q=1 HTTP/1.1\r\n", 0) == 0);
   CHECK(sse_test::header_of(head, "Host") == "127.0.0.1:" + std::to_string(srv.port()));
@@ -346,8 +333,7 @@ TEST_CASE("client honours retry with jitter and the cap, and backs off on failur
     o.max_reconnect_delay = 10s;
     o.jitter = 0.5;
     sse::client c(run.io, o);
-    rec.attach(c);
-    c.start();
+    rec.start(c);
     REQUIRE(srv.wait_requests(4));
     c.stop();
     auto const opened = srv.request_times();
@@ -375,8 +361,7 @@ TEST_CASE("client honours retry with jitter and the cap, and backs off on failur
     o.max_reconnect_delay = 150ms;
     o.jitter = 0;
     sse::client c(run.io, o);
-    rec.attach(c);
-    c.start();
+    rec.start(c);
     REQUIRE(srv.wait_requests(2));
     std::lock_guard<std::mutex> lk(rec.m);
     REQUIRE(!rec.reconnects.empty());
@@ -394,8 +379,7 @@ TEST_CASE("client honours retry with jitter and the cap, and backs off on failur
     o.max_reconnect_delay = 80ms;
     o.jitter = 0;
     sse::client c(run.io, o);
-    rec.attach(c);
-    c.start();
+    rec.start(c);
     REQUIRE(rec.wait([&] { return rec.reconnects.size() >= 6; }));
     c.stop();
     std::lock_guard<std::mutex> lk(rec.m);
@@ -421,9 +405,8 @@ TEST_CASE("client resumes from an id without data, and forgets it on an empty id
   client_runner run;
   recorder rec;
   sse::client c(run.io, quick_client(srv.url("/i")));
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   auto const heads = srv.requests();
   REQUIRE(heads.size() == 3);
   CHECK(sse_test::header_of(heads[1], "Last-Event-ID") == "7");
@@ -453,8 +436,7 @@ TEST_CASE("client follows redirects, bounded, and reconnects to the URL it was g
   recorder rec;
   SECTION("followed") {
     sse::client c(run.io, quick_client(server.url("/old")));
-    rec.attach(c);
-    c.start();
+    rec.start(c);
     REQUIRE(rec.wait([&] { return rec.events.size() == 1; }));
     CHECK(rec.events[0].data == "moved");
     REQUIRE(rec.wait([&] { return old_hits == 2; })); // the reconnect asks /old again
@@ -463,9 +445,8 @@ TEST_CASE("client follows redirects, bounded, and reconnects to the URL it was g
     auto o = quick_client(server.url("/loop"));
     o.max_redirects = 3;
     sse::client c(run.io, o);
-    rec.attach(c);
-    c.start();
-    REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+    rec.start(c);
+    REQUIRE(rec.wait_closed());
     CHECK(*rec.closed == sse::errc::bad_redirect);
     CHECK(c.status() == 302);
   }
@@ -493,9 +474,8 @@ TEST_CASE("client ends on a head or an event past its limits", "[client]") {
   client_runner run;
   recorder rec;
   sse::client c(run.io, o);
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   CHECK(*rec.closed == want);
   CHECK(rec.events.empty());
 }

@@ -194,9 +194,8 @@ TEST_CASE("client through nginx stops on the server's 204", "[client][nginx]") {
   sse_test::client_runner run;
   sse_test::recorder rec;
   sse::client c(run.io, o);
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   CHECK(*rec.closed == sse::errc::no_content);
   CHECK(c.status() == 204);
   app.stop();

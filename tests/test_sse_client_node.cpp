@@ -62,8 +62,7 @@ TEST_CASE("client against better-sse: a cut connection resumed, keep-alives, the
   sse_test::client_runner run;
   sse_test::recorder rec;
   sse::client c(run.io, o);
-  rec.attach(c);
-  c.start();
+  rec.start(c);
   REQUIRE(rec.wait([&] { return rec.closed.has_value(); }, 10s));
   std::string const seen = http_get(port, "/seen");
   node.stop();

@@ -22,6 +22,7 @@
 
 using namespace std::chrono_literals;
 using sse_test::client_runner;
+using sse_test::quick_client;
 using sse_test::recorder;
 
 namespace {
@@ -83,14 +84,6 @@ struct https_server {
   }
 };
 
-sse::client_options https_client(std::string url) {
-  sse::client_options o;
-  o.url = std::move(url);
-  o.retry = 50ms;
-  o.max_reconnect_delay = 200ms;
-  return o;
-}
-
 } // namespace
 
 TEST_CASE("client over HTTPS verifies the server against a CA file", "[client][tls]") {
@@ -98,12 +91,11 @@ TEST_CASE("client over HTTPS verifies the server against a CA file", "[client][t
   std::string host = GENERATE(as<std::string>{}, "localhost", "127.0.0.1"); // SNI and a name; an IP SAN
   client_runner run;
   recorder rec;
-  sse::client c(run.io, https_client(srv.url(host, "/proto")));
+  sse::client c(run.io, quick_client(srv.url(host, "/proto")));
   sse::tls::client_options t;
   t.ca_file = certs().cert;
   sse::tls::enable(c, t);
-  rec.attach(c);
-  c.start();
+  rec.start(c);
   REQUIRE(rec.wait([&] { return rec.events.size() >= 1; }));
   std::lock_guard<std::mutex> lk(rec.m);
   CHECK(rec.events[0].data == "HTTP/1.1");
@@ -116,12 +108,11 @@ TEST_CASE("client over HTTPS streams and resumes across a reconnect", "[client][
   srv.server.broker().set_history(sse::history_limits{100, 1 << 20, std::chrono::minutes(1)});
   client_runner run;
   recorder rec;
-  sse::client c(run.io, https_client(srv.url("localhost", "/listen")));
+  sse::client c(run.io, quick_client(srv.url("localhost", "/listen")));
   sse::tls::client_options t;
   t.ca_file = certs().cert;
   sse::tls::enable(c, t);
-  rec.attach(c);
-  c.start();
+  rec.start(c);
   REQUIRE(rec.wait([&] { return rec.opens == 1; }));
   srv.server.publish("t", sse::event("one"));
   REQUIRE(rec.wait([&] { return rec.events.size() == 1; }));
@@ -145,13 +136,12 @@ TEST_CASE("client over HTTPS refuses a server it cannot verify", "[client][tls]"
   https_server srv(server_cert, server_key);
   sse::tls::client_options t;
   t.ca_file = ca;
-  auto o = https_client(srv.url(host, "/listen"));
+  auto o = quick_client(srv.url(host, "/listen"));
   o.reconnect = false;
   sse::client c(run.io, o);
   sse::tls::enable(c, t);
-  rec.attach(c);
-  c.start();
-  REQUIRE(rec.wait([&] { return rec.closed.has_value(); }));
+  rec.start(c);
+  REQUIRE(rec.wait_closed());
   CHECK(*rec.closed);
   CHECK(*rec.closed != asio::error::operation_aborted);
   CHECK(std::string(rec.closed->category().name()).find("ssl") != std::string::npos);
@@ -163,15 +153,14 @@ TEST_CASE("client over HTTPS without verification, and a CA file that is not the
   https_server srv(certs().other_cert, certs().other_key);
   client_runner run;
   recorder rec;
-  sse::client c(run.io, https_client(srv.url("localhost", "/proto")));
+  sse::client c(run.io, quick_client(srv.url("localhost", "/proto")));
   sse::tls::client_options t;
   t.verify_peer = false;
   sse::tls::enable(c, t);
-  rec.attach(c);
-  c.start();
+  rec.start(c);
   REQUIRE(rec.wait([&] { return rec.events.size() >= 1; }));
 
-  sse::client d(run.io, https_client(srv.url("localhost", "/proto")));
+  sse::client d(run.io, quick_client(srv.url("localhost", "/proto")));
   sse::tls::client_options missing;
   missing.ca_file = "/nonexistent/ca.pem";
   CHECK_THROWS_WITH(sse::tls::enable(d, missing), Catch::Contains("/nonexistent/ca.pem"));
