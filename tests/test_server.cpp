@@ -228,6 +228,50 @@ TEST_CASE("server threads feed their subscriptions in publish order across topic
   kept.reset(); // before the broker goes
 }
 
+TEST_CASE("a publisher whose fan-out fills queues past half waits for the writers, so none "
+          "overflows", "[server][fan-out]") {
+  constexpr std::size_t streams = 40, events = 200;
+  auto o = test_options();
+  o.write_slice = 1; // a pass over the woken streams takes a turn of the loop per stream
+  test_server ts(o, [](test_server& t) {
+    t.srv.route("GET", "/tight", [&t](sse::request&) {
+      sse::subscribe_options so;
+      so.limits = sse::queue_limits{8, 1u << 20, sse::overflow_policy::evict};
+      return sse::response::stream(t.broker.subscribe("p", so));
+    });
+    t.srv.route("POST", "/pub", [&t](sse::request& r) {
+      t.broker.publish("p", sse::event(std::string(r.body())));
+      return sse::response::text(200, "ok\n");
+    });
+  });
+  std::vector<std::unique_ptr<stream_client>> subs;
+  for (std::size_t i = 0; i < streams; ++i) {
+    subs.push_back(std::make_unique<stream_client>(ts.port(), "/tight"));
+    REQUIRE(subs.back()->ok());
+  }
+  REQUIRE(eventually([&] { return ts.subscribers() == streams; }));
+  // Every request in one write: unpaced, the server would publish the next one after each
+  // stream's turn, and the streams late in the pass would get 8 events behind and be evicted.
+  std::string pipelined;
+  for (std::size_t i = 0; i < events; ++i)
+    pipelined += post("/pub", std::to_string(i));
+  client pub(ts.port());
+  REQUIRE(pub.send(pipelined));
+  auto answers = [](std::string const& b) {
+    std::size_t n = 0;
+    for (auto p = b.find("HTTP/1.1 200"); p != std::string::npos; p = b.find("HTTP/1.1 200", p + 1))
+      ++n;
+    return n;
+  };
+  REQUIRE(pub.read_until([&](std::string& b) { return answers(b) == events; }, 10000ms));
+  REQUIRE(ts.broker.stats().evicted == 0); // every publish has been pushed by now
+  for (auto& s : subs) {
+    REQUIRE(s->wait_events(events, 10000ms));
+    for (std::size_t i = 0; i < events; ++i)
+      REQUIRE(s->events()[i].data == std::to_string(i));
+  }
+}
+
 // --- 3. heartbeat ---------------------------------------------------------------------------------
 
 TEST_CASE("server sends a heartbeat comment on an idle stream", "[server]") {

@@ -441,24 +441,33 @@ private:
       return;
     }
     req.set_params(std::move(m.params));
-    std::uint64_t const woken = w_.wakes();
+    pace_mark const mark = pace_mark_now();
     if (m.h->async) {
       begin_async(std::move(req), m.h->async);
-      note_wakes(woken);
+      note_pressure(mark);
       return;
     }
     response res;
     bool const ok = guarded(req, [&] { res = m.h->sync(req); });
-    note_wakes(woken);
+    note_pressure(mark);
     if (ok)
       answer(res, req);
   }
 
-  /// The handler woke streams of this thread (it published): the next request waits until
-  /// the streams woken before it have had their turn, so a publisher stays at most one pass
-  /// of the writers ahead (its events then share writes, and no queue outgrows that).
-  void note_wakes(std::uint64_t before) {
-    pace_until_ = w_.wakes() != before ? before : 0;
+  /// Where the thread was when a handler began: the streams woken so far, and how many of its
+  /// fan-outs had left a queue more than half full.
+  struct pace_mark {
+    std::uint64_t wakes, deep_runs;
+  };
+  pace_mark pace_mark_now() { return {w_.wakes(), w_.shard->deep_runs()}; }
+
+  /// The handler published into this thread's queues and left one more than half full: the
+  /// next request waits until the streams woken before it have had their turn, so that a
+  /// publisher stays about one pass of the writers ahead (its events then share writes, and no
+  /// queue overflows). While every queue stays shallow a publisher runs free: the writers keep
+  /// up, and pacing would only cost it a pass per event.
+  void note_pressure(pace_mark const& before) {
+    pace_until_ = w_.shard->deep_runs() != before.deep_runs ? before.wakes : 0;
   }
 
   void answer(response& res, sse::request const& req) {
@@ -1047,7 +1056,7 @@ private:
   std::size_t rpos_ = 0, rlen_ = 0;
   bool request_started_ = false;
   bool read_pending_ = false;
-  std::uint64_t pace_until_ = 0; ///< the wakes its last handler made: the next read waits for them
+  std::uint64_t pace_until_ = 0; ///< its last handler filled queues: the next read waits for these wakes
   bool continue_sent_ = false;
   bool keep_alive_ = true;
   bool writing_ = false;

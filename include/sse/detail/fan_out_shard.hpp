@@ -7,7 +7,9 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/post.hpp>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -33,6 +35,7 @@ public:
     struct outcome {
       std::size_t pushes = 0; ///< subscribers it went through
       bool evicted = false;   ///< `flush` must then take them out of the broker
+      bool deep = false;      ///< it left a queue more than half full
     };
     /// Under `run_`: pushes the oldest waiting event. Evicted subscribers are taken out of
     /// the broker by `flush`, outside `run_` (that takes the broker's lock).
@@ -113,6 +116,8 @@ public:
         }
         job::outcome const o = running_.front()->run_one();
         pushes += o.pushes;
+        if (o.deep)
+          deep_runs_.fetch_add(1, std::memory_order_relaxed);
         if (o.evicted) {
           try {
             evicting.push_back(running_.front());
@@ -135,6 +140,10 @@ public:
     }
     run();
   }
+
+  /// How many events so far left one of this thread's queues more than half full. The
+  /// server paces a publishing connection when its request's fan-out raised this count.
+  std::uint64_t deep_runs() const noexcept { return deep_runs_.load(std::memory_order_relaxed); }
 
   /// Held by whoever runs the queue; a group's joins and leaves are applied under it.
   std::mutex& run_mutex() noexcept { return run_mutex_; }
@@ -164,6 +173,7 @@ private:
   std::size_t queued_pushes_ = 0;    ///< under queue_mutex_: the subscribers those events go to
   bool posted_ = false;              ///< under queue_mutex_: a run_posted is on its way
   bool closed_ = false;              ///< under queue_mutex_
+  std::atomic<std::uint64_t> deep_runs_{0};
 };
 
 /// The shard of the I/O thread running now, if it is one of a server's own threads: a

@@ -60,10 +60,15 @@ public:
   explicit subscriber_state(queue_limits const& l) : limits(l) {}
 
   /// Queues `m` under the policy; returns what happened, adds messages discarded to `discarded`
-  /// and sets who to wake (to be notified outside this lock).
-  push_result push(Message const& m, std::size_t size, waiter*& wake, std::size_t& discarded) {
+  /// and sets who to wake (to be notified outside this lock). Sets `deep` if the queue is now
+  /// more than half full: its reader is falling behind, and publishers should wait for it.
+  push_result push(Message const& m, std::size_t size, waiter*& wake, std::size_t& discarded,
+                   bool& deep) {
     std::lock_guard<std::mutex> lk(mutex);
-    return push_locked(m, size, wake, discarded);
+    push_result const r = push_locked(m, size, wake, discarded);
+    if (queue.size() * 2 > limits.max_messages || queued_bytes * 2 > limits.max_bytes)
+      deep = true;
+    return r;
   }
 
   /// `push` for a caller that holds `mutex`.

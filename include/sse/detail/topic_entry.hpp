@@ -20,6 +20,7 @@ namespace sse::detail {
 template <class Message>
 struct fan_out_result {
   std::size_t queued = 0, dropped = 0;
+  bool deep = false; ///< a queue was left more than half full
   std::vector<std::shared_ptr<subscriber_state<Message>>> evicted; ///< to unlink from the broker
 };
 
@@ -159,6 +160,7 @@ public:
       plk.unlock();
       o.pushes = members_.size();
       push_all(it, r);
+      o.deep = r.deep;
     }
     apply_locked();
     if (r.queued || r.dropped)
@@ -246,7 +248,7 @@ private:
       waiter* wake = nullptr;
       typename state_type::push_result res;
       try {
-        res = s.push(it.message, it.size, wake, r.dropped);
+        res = s.push(it.message, it.size, wake, r.dropped, r.deep);
       } catch (...) { // out of memory growing its ring: this one message is lost to it
         ++r.dropped;
         res = state_type::push_result::dropped;
