@@ -553,14 +553,10 @@ private:
 
   /// While the handler works: notice a client that leaves (EOF, reset) without reading what
   /// it may have pipelined, which waits for its turn.
-  void watch_peer() {
-    raw().async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_this(), ex = std::weak_ptr<async_exchange>(exchange_)](
-                         std::error_code ec) { self->on_peer_readable(ec, ex.lock()); });
-  }
+  void watch_peer() { watch_readable(); }
 
-  void on_peer_readable(std::error_code ec, std::shared_ptr<async_exchange> const& ex) {
-    if (phase_ != phase::awaiting || !ex || exchange_ != ex)
+  void on_peer_readable(std::error_code ec) {
+    if (!exchange_)
       return;
     if (!ec) {
       char byte;
@@ -924,13 +920,29 @@ private:
   /// readability, then read into a small stack buffer and discard.
   void watch_input() {
     // Over TLS too: a stream reads nothing more, so the bytes are not decrypted, only counted.
-    raw().async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_this()](std::error_code ec) { self->on_readable(ec); });
+    watch_readable();
+  }
+
+  /// One wait for readability at a time, whichever phase asked: the wait an asynchronous
+  /// handler's request left pending goes on watching its stream, so a stream holds one wait
+  /// operation, and none that pins the spent exchange's memory.
+  void watch_readable() {
+    if (watching_)
+      return;
+    watching_ = true;
+    raw().async_wait(asio::ip::tcp::socket::wait_read, [self = shared_this()](std::error_code ec) {
+      self->watching_ = false;
+      self->on_readable(ec);
+    });
   }
 
   void on_readable(std::error_code ec) {
-    if (phase_ != phase::streaming && phase_ != phase::lingering)
+    if (phase_ == phase::awaiting) {
+      on_peer_readable(ec);
       return;
+    }
+    if (phase_ != phase::streaming && phase_ != phase::lingering)
+      return; // a wait left from an earlier exchange; the read in flight sees the bytes
     if (ec) {
       close();
       return;
@@ -1084,6 +1096,7 @@ private:
   std::size_t held_ = 0;     ///< bytes at rbuf_'s start that might be the HTTP/2 preface
   bool preface_checked_ = false;
   bool handed_over_ = false; ///< the socket went to an HTTP/2 session
+  bool watching_ = false;    ///< a wait for readability is pending (watch_readable)
   static constexpr char crlf[] = "\r\n";
 };
 
