@@ -139,8 +139,8 @@ public:
     if (close_reason)
       return;
     close_reason = why;
-    if (!close_waiting.empty())
-      post_close_locked(std::exchange(close_waiting, close_listeners()), why);
+    if (close_watch && !close_watch->waiting.empty())
+      post_close_locked(std::exchange(close_watch->waiting, close_listeners()), why);
   }
 
   /// Adds a listener; one added once the subscriber is over is told at once (posted).
@@ -148,9 +148,11 @@ public:
   void add_close_listener(std::unique_ptr<close_listener> l,
                           asio::any_io_executor const& fallback) {
     std::lock_guard<std::mutex> lk(mutex);
-    close_fallback = fallback;
+    if (!close_watch)
+      close_watch = std::make_unique<close_watchers>();
+    close_watch->fallback = fallback;
     if (!close_reason) {
-      close_waiting.push_back(std::move(l));
+      close_watch->waiting.push_back(std::move(l));
       return;
     }
     close_listeners now;
@@ -237,7 +239,9 @@ public:
     if (close_run)
       close_run->post(std::move(ls), why);
     else
-      post_close_listeners(close_fallback, std::move(ls), why);
+      post_close_listeners(close_watch ? close_watch->fallback
+                                       : asio::any_io_executor(asio::system_executor()),
+                           std::move(ls), why);
   }
 
   /// Removes the oldest message, measuring it before it is moved from.
@@ -261,20 +265,25 @@ public:
   std::uint64_t dropped = 0;
   bool evicted = false;
   bool closed = false;
+  bool attached = false; ///< a connection writes this queue (a stream serves one response)
+  /// Set at subscribe (see `slots`); beside the other flags, not in a word of its own.
+  bool unlinked = false;
   int blocking_waiters = 0;
   waiter* armed = nullptr;
-  bool attached = false; ///< a connection writes this queue (a stream serves one response)
 
   // Close notification (`on_close`, `async_wait_closed`), guarded by `mutex`.
-  std::error_code close_reason;   ///< set once, when the subscriber is over
-  close_listeners close_waiting;  ///< to be told then
+  struct close_watchers {
+    close_listeners waiting; ///< to be told when the subscriber is over
+    asio::any_io_executor fallback = asio::system_executor(); ///< where, if no server writes it
+  };
+  std::error_code close_reason; ///< set once, when the subscriber is over
+  /// Made by the first listener: most subscribers have none, and an executor is 56 bytes.
+  std::unique_ptr<close_watchers> close_watch;
   std::shared_ptr<close_runner> close_run; ///< the server writing this subscriber, if any
-  asio::any_io_executor close_fallback = asio::system_executor(); ///< else listeners run here
 
   // Set at subscribe, before any topic knows this subscriber; `unlinked` under the broker's
   // lock (it left its topics' counts), each `slot::index` under that topic's fan-out lock.
   std::vector<slot> slots;
-  bool unlinked = false;
 };
 
 } // namespace detail
