@@ -187,7 +187,7 @@ public:
       }
       break;
     case phase::streaming:
-      if (drain_ == drain_state::scheduled && now >= drain_at_) {
+      if (drain_ == drain_state::scheduled && now >= deadline_) {
         drain_ = drain_state::due;
         pump();
       } else if (!writing_ && now - last_write_ >= w_.opts.heartbeat) {
@@ -577,7 +577,8 @@ private:
   // --- ordinary responses -----------------------------------------------------------------
   void respond(response const& res, bool keep_alive) {
     w_.counters.response(res.status());
-    log_.status = res.status();
+    if (log_)
+      log_->status = res.status();
     keep_alive_ = keep_alive && !w_.stopping;
     out_.clear();
     append_status_line(res.status());
@@ -638,7 +639,7 @@ private:
   }
 
   void fail(int status, std::string reason) {
-    if (!log_.active)
+    if (!log_ || !log_->active)
       begin_log(); // what of the request line arrived
     origin_.clear();
     head_ = parser_ && parser_->get().method == "HEAD";
@@ -684,8 +685,10 @@ private:
       return;
     }
     w_.counters.response(200);
-    log_.status = 200;
-    log_.stream = !head_;
+    if (log_) {
+      log_->status = 200;
+      log_->stream = !head_;
+    }
     chunked_ = !http10_; // HTTP/1.1 clients that read in blocks see each event at once
     out_.clear();
     append_status_line(200);
@@ -744,7 +747,7 @@ public:
     if (phase_ != phase::streaming || ending_ || drain_ != drain_state::none)
       return false;
     drain_ = drain_state::scheduled;
-    drain_at_ = at;
+    deadline_ = at; // a stream has no other deadline
     return true;
   }
 
@@ -911,8 +914,9 @@ private:
       std::vector<frame>().swap(pending_);
       std::vector<asio::const_buffer>().swap(bufs_);
     }
-    if (tls_out_.capacity() > 64 * 1024)
-      std::string().swap(tls_out_);
+    if constexpr (!plain)
+      if (tls_out_.capacity() > 64 * 1024)
+        std::string().swap(tls_out_);
     pump();
   }
 
@@ -1000,7 +1004,8 @@ private:
   /// Bytes of the current response went out.
   void wrote(std::size_t n) {
     w_.counters.bytes_written.add(n);
-    log_.bytes += n;
+    if (log_)
+      log_->bytes += n;
   }
 
   // --- the access log ---------------------------------------------------------------------
@@ -1016,29 +1021,31 @@ private:
   void begin_log() {
     if (!w_.opts.access_log)
       return;
-    log_.active = true;
-    log_.method = parser_ ? parser_->get().method : std::string();
-    log_.target = parser_ ? parser_->get().target : std::string();
-    log_.status = 0;
-    log_.bytes = 0;
-    log_.stream = false;
-    log_.at = clock::now();
+    if (!log_)
+      log_ = std::make_unique<log_state>();
+    log_->active = true;
+    log_->method = parser_ ? parser_->get().method : std::string();
+    log_->target = parser_ ? parser_->get().target : std::string();
+    log_->status = 0;
+    log_->bytes = 0;
+    log_->stream = false;
+    log_->at = clock::now();
   }
 
   void end_log() noexcept {
-    if (!log_.active)
+    if (!log_ || !log_->active)
       return;
-    log_.active = false;
-    if (log_.status == 0)
+    log_->active = false;
+    if (log_->status == 0)
       return; // nothing was answered (the client left first)
     access_entry e;
-    e.method = log_.method;
-    e.target = log_.target;
-    e.status = log_.status;
-    e.bytes = log_.bytes;
-    e.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - log_.at);
+    e.method = log_->method;
+    e.target = log_->target;
+    e.status = log_->status;
+    e.bytes = log_->bytes;
+    e.duration = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - log_->at);
     e.remote = remote_;
-    e.stream = log_.stream;
+    e.stream = log_->stream;
     try {
       w_.opts.access_log(e);
     } catch (...) {
@@ -1059,6 +1066,8 @@ private:
     out_ += "\r\n";
   }
 
+  // Word-sized members first, the flags together at the end: padding between them is paid
+  // by every idle connection.
   worker& w_;
   Stream sock_;
   asio::ip::tcp::endpoint remote_;
@@ -1066,9 +1075,28 @@ private:
   std::unique_ptr<request_parser> parser_;
   std::unique_ptr<char[]> rbuf_;
   std::size_t rpos_ = 0, rlen_ = 0;
+  std::uint64_t pace_until_ = 0; ///< its last handler filled queues: the next read waits for these wakes
+  std::size_t stray_bytes_ = 0;
+  /// The phase's: a request's or an answer's, the keep-alive's, the linger's; for a stream,
+  /// the time a scheduled drain ends it.
+  clock::time_point deadline_;
+  clock::time_point last_progress_, last_write_;
+  std::string out_;
+  std::shared_ptr<sse::subscription> sub_;
+  std::shared_ptr<subscriber_state<frame>> queue_;
+  std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
+  std::string origin_;                       ///< the request's Origin, for CORS
+  /// The request being answered, for the access log: made by its first request only when
+  /// there is one (two strings a connection without a log would carry all its life).
+  std::unique_ptr<log_state> log_;
+  std::vector<frame> pending_;
+  std::vector<asio::const_buffer> bufs_;
+  char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
+  std::size_t held_ = 0;     ///< bytes at rbuf_'s start that might be the HTTP/2 preface
+  enum class drain_state : std::uint8_t { none, scheduled, due, hinted, done };
+  drain_state drain_ = drain_state::none; ///< server::drain: this stream's turn to end
   bool request_started_ = false;
   bool read_pending_ = false;
-  std::uint64_t pace_until_ = 0; ///< its last handler filled queues: the next read waits for these wakes
   bool continue_sent_ = false;
   bool keep_alive_ = true;
   bool writing_ = false;
@@ -1078,25 +1106,13 @@ private:
   bool http10_ = false;  ///< an HTTP/1.0 client: its stream is close-delimited, not chunked
   bool chunked_ = false; ///< the stream is sent in chunks, one per gather write
   bool ending_ = false;  ///< the stream's last chunk is queued: write it and close
-  std::size_t stray_bytes_ = 0;
-  clock::time_point deadline_, last_progress_, last_write_;
-  std::string out_;
-  std::shared_ptr<sse::subscription> sub_;
-  std::shared_ptr<subscriber_state<frame>> queue_;
-  std::shared_ptr<async_exchange> exchange_; ///< while awaiting an asynchronous answer
-  std::string origin_;                       ///< the request's Origin, for CORS
-  log_state log_;                            ///< the request being answered, for the access log
-  enum class drain_state { none, scheduled, due, hinted, done };
-  drain_state drain_ = drain_state::none; ///< server::drain: this stream's turn to end
-  clock::time_point drain_at_;
-  std::vector<frame> pending_;
-  std::vector<asio::const_buffer> bufs_;
-  char chunk_head_[24] = {}; ///< the chunk-size line of the write in flight
-  std::string tls_out_;      ///< over TLS: the batch in one buffer
-  std::size_t held_ = 0;     ///< bytes at rbuf_'s start that might be the HTTP/2 preface
   bool preface_checked_ = false;
   bool handed_over_ = false; ///< the socket went to an HTTP/2 session
   bool watching_ = false;    ///< a wait for readability is pending (watch_readable)
+  struct no_buffer {};
+  /// Over TLS: the batch in one buffer. A plain socket writes the gather list as it is, so
+  /// its connections carry no string for it.
+  std::conditional_t<plain, no_buffer, std::string> tls_out_;
   static constexpr char crlf[] = "\r\n";
 };
 
