@@ -848,9 +848,7 @@ private:
       }
       if (!ec && n == total) {
         last_write_ = clock::now();
-        pending_.clear();
-        if (!out_.empty())
-          std::string().swap(out_);
+        batch_written();
         continue; // anything queued meanwhile goes in the next write
       }
       // The socket is full: send the rest asynchronously; the queue waits meanwhile.
@@ -906,9 +904,7 @@ private:
       return;
     }
     last_write_ = clock::now();
-    pending_.clear();
-    if (!out_.empty())
-      std::string().swap(out_);
+    batch_written();
     // After a burst, give the batch vectors back so an idle stream stays small.
     if (pending_.capacity() > 64) {
       std::vector<frame>().swap(pending_);
@@ -918,6 +914,18 @@ private:
       if (tls_out_.capacity() > 64 * 1024)
         std::string().swap(tls_out_);
     pump();
+  }
+
+  /// A stream's write is out. The one with the response head (and the preludes) is the
+  /// largest an idle stream makes: its buffers go back with the head, so a stream that then
+  /// waits keeps none, and one that gets events grows them to its events' size.
+  void batch_written() {
+    pending_.clear();
+    if (out_.empty())
+      return;
+    std::string().swap(out_);
+    std::vector<frame>().swap(pending_);
+    std::vector<asio::const_buffer>().swap(bufs_);
   }
 
   /// Notices a peer that leaves (EOF, reset) without keeping a read buffer: wait for
