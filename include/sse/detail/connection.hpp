@@ -137,6 +137,26 @@ private:
   std::atomic<bool> waiting_{true};
 };
 
+/// std::allocator under another name: an operation whose handler has it is allocated at its
+/// own size, not from the blocks Asio recycles between a thread's operations.
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() noexcept = default;
+  template <class U>
+  exact_allocator(exact_allocator<U> const&) noexcept {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  bool operator==(exact_allocator<U> const&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(exact_allocator<U> const&) const noexcept {
+    return false;
+  }
+};
+
 /// The client preface that opens an HTTP/2 connection by prior knowledge (RFC 9113 3.4).
 inline constexpr std::string_view h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -942,11 +962,21 @@ private:
     if (watching_)
       return;
     watching_ = true;
-    raw().async_wait(asio::ip::tcp::socket::wait_read, [self = shared_this()](std::error_code ec) {
+    raw().async_wait(asio::ip::tcp::socket::wait_read, readable_handler{shared_this()});
+  }
+
+  /// The wait's handler. It stays pending as long as the stream, so its operation is
+  /// allocated at its own size: Asio's default allocator would hand it whatever block the
+  /// thread freed last (often an accept's, a third larger), kept for the stream's life.
+  struct readable_handler {
+    std::shared_ptr<basic_connection> self;
+    using allocator_type = exact_allocator<void>;
+    allocator_type get_allocator() const noexcept { return {}; }
+    void operator()(std::error_code ec) const {
       self->watching_ = false;
       self->on_readable(ec);
-    });
-  }
+    }
+  };
 
   void on_readable(std::error_code ec) {
     if (phase_ == phase::awaiting) {
