@@ -569,8 +569,14 @@ TEST_CASE("redis backend: pub/sub cut while events keep flowing: the catch-up en
   steady_publisher publisher(a, [](int i) { return std::string(i % 3 ? "t" : "u"); });
   for (int k = 0; k < 3; ++k) {
     REQUIRE(publisher.advance(50));
+    auto const before = b.backend.stats().catch_ups;
     auto killed = admin.async_command({"CLIENT", "KILL", "TYPE", "pubsub"}, asio::use_future);
     REQUIRE(killed.wait_for(wait_limit) == std::future_status::ready);
+    // b is back (its catch-up has begun) before the next cut, which would else miss it.
+    auto const deadline = std::chrono::steady_clock::now() + wait_limit;
+    while (b.backend.stats().catch_ups == before && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(2ms);
+    REQUIRE(b.backend.stats().catch_ups > before);
   }
   REQUIRE(publisher.advance(100));
   int const sent = publisher.stop();
