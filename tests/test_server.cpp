@@ -272,6 +272,60 @@ TEST_CASE("a publisher whose fan-out fills queues past half waits for the writer
   }
 }
 
+// One publish of a 1,000-byte event to 40 idle streams, written one stream per turn, between
+// two pipelined reads of the bytes written: how many streams' writes the answer waited for.
+TEST_CASE("a publisher is answered once its share of the woken streams have written, past "
+          "pace_backlog", "[server][fan-out]") {
+  constexpr std::size_t streams = 40, size = 1000;
+  auto written_for = [&](std::size_t backlog, std::size_t share, bool async) {
+    auto o = test_options();
+    o.write_slice = 1;
+    o.pace_backlog = backlog;
+    o.pace_share = share;
+    test_server ts(o, [](test_server& t) {
+      t.srv.route("POST", "/pub", [&t](sse::request&) {
+        t.broker.publish(sse::event(std::string(size, 'x')));
+        return sse::response::text(200, "ok\n");
+      });
+      t.srv.route("POST", "/pub-async", [&t](sse::request&, sse::responder r) {
+        t.broker.publish(sse::event(std::string(size, 'x')));
+        r.send(sse::response::text(200, "ok\n"));
+      });
+      t.srv.route("GET", "/written", [&t](sse::request&) {
+        return sse::response::text(200, std::to_string(t.srv.stats().bytes_written));
+      });
+    });
+    std::vector<std::unique_ptr<stream_client>> subs;
+    for (std::size_t i = 0; i < streams; ++i) {
+      subs.push_back(std::make_unique<stream_client>(ts.port(), "/listen"));
+      REQUIRE(subs.back()->ok());
+    }
+    REQUIRE(eventually([&] { return ts.subscribers() == streams; }));
+    client pub(ts.port());
+    REQUIRE(pub.send(get("/written") + post(async ? "/pub-async" : "/pub", "") + get("/written")));
+    auto const before = read_response(pub);
+    auto const published = read_response(pub);
+    auto const after = read_response(pub);
+    REQUIRE(before);
+    REQUIRE(published);
+    REQUIRE(published->status == 200);
+    REQUIRE(after);
+    for (auto& s : subs) // and every stream gets the event in the end
+      REQUIRE(s->wait_events(1));
+    // The bytes written before the answer: each stream written took a little over `size`.
+    return std::stoull(after->body) - std::stoull(before->body);
+  };
+  for (bool async : {false, true}) {
+    CAPTURE(async);
+    CHECK(written_for(0, 1, async) >= streams * size); // after all of them
+    auto const quarter = written_for(0, 4, async);     // after a quarter of them
+    CHECK(quarter >= streams / 4 * size);
+    CHECK(quarter < streams / 2 * size);
+    CHECK(written_for(streams, 4, async) < streams / 4 * size); // within the backlog: at once
+    CHECK(written_for(0, 0, async) < streams / 4 * size);       // pacing off: at once
+  }
+}
+
 // --- 3. heartbeat ---------------------------------------------------------------------------------
 
 TEST_CASE("server sends a heartbeat comment on an idle stream", "[server]") {

@@ -69,6 +69,16 @@ struct server_options {
   /// no request waits behind a whole fan-out, and what is published meanwhile joins the writes
   /// of the streams not yet written.
   std::size_t write_slice = 64;
+  /// A publisher is paced by its subscribers' writes. A request whose handler published to
+  /// streams of its own I/O thread while more than `pace_backlog` of its streams waited for
+  /// their turn is answered once a `1/pace_share` part of them have had it. A publisher that
+  /// sends its next event when the last is acknowledged then stays a bounded part of a pass
+  /// ahead of the writers: its events share writes instead of each one lengthening the pass
+  /// and the latency of everyone's events. A handler whose fan-out left a queue more than half
+  /// full is answered after all of them, so no publisher outruns a queue into its overflow
+  /// policy. Below the backlog nobody waits: a short pass costs less than a held answer.
+  std::size_t pace_backlog = 2048;
+  std::size_t pace_share = 4; ///< 0: publishers are never held
 
   // Durations over about a century (milliseconds::max() too) mean "never": the server clamps
   // them, so no deadline overflows.

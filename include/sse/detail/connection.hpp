@@ -223,6 +223,7 @@ public:
       if (now >= deadline_ || (w_.refusing && now >= w_.refuse_deadline))
         give_up_waiting();
       break;
+    case phase::held:
     case phase::writing:
     case phase::closed:
       break;
@@ -238,6 +239,7 @@ public:
       return;
     }
     auto const keep = stop_waiting();
+    std::uint64_t const seq = std::exchange(pace_until_, 0);
     if (!r) {
       w_.report("the handler of " + keep->request.method() + " " + keep->request.path() +
                 " dropped its responder without answering");
@@ -245,7 +247,7 @@ public:
     } else if (r->is_stream()) {
       start_stream(*r, keep->request);
     } else {
-      respond(*r, keep_alive_);
+      respond_paced(*r, seq);
     }
   }
 
@@ -259,6 +261,10 @@ public:
     case phase::writing:
     case phase::awaiting: // answered, or 503 at the stop deadline
       keep_alive_ = false;
+      break;
+    case phase::held: // answered now, not after the writers' turns
+      keep_alive_ = false;
+      send_response();
       break;
     case phase::streaming:
       pump();
@@ -291,7 +297,7 @@ public:
   }
 
 private:
-  enum class phase { reading, awaiting, writing, streaming, lingering, closed };
+  enum class phase { reading, awaiting, held, writing, streaming, lingering, closed };
   static constexpr std::size_t read_size = 4096;
   /// Frames per gather write: Asio passes at most 64 buffers to one writev, and the head,
   /// a chunk-size line and the chunk's CRLF take three.
@@ -464,30 +470,49 @@ private:
     pace_mark const mark = pace_mark_now();
     if (m.h->async) {
       begin_async(std::move(req), m.h->async);
-      note_pressure(mark);
+      pace_until_ = pace_target(mark); // its answer is posted: it runs after this
       return;
     }
     response res;
     bool const ok = guarded(req, [&] { res = m.h->sync(req); });
-    note_pressure(mark);
-    if (ok)
-      answer(res, req);
+    if (!ok)
+      return;
+    if (res.is_stream())
+      start_stream(res, req);
+    else
+      respond_paced(res, pace_target(mark));
   }
 
-  /// Where the thread was when a handler began: the streams woken so far, and how many of its
-  /// fan-outs had left a queue more than half full.
-  struct pace_mark {
-    std::uint64_t wakes, deep_runs;
-  };
-  pace_mark pace_mark_now() { return {w_.wakes(), w_.shard->deep_runs()}; }
+  /// Answers `res` once the writers have had turn `seq` (at once if 0).
+  void respond_paced(response const& res, std::uint64_t seq) {
+    if (!seq) {
+      respond(res, keep_alive_);
+      return;
+    }
+    build_response(res, keep_alive_);
+    phase_ = phase::held;
+    w_.pace(shared_this(), seq);
+  }
 
-  /// The handler published into this thread's queues and left one more than half full: the
-  /// next request waits until the streams woken before it have had their turn, so that a
-  /// publisher stays about one pass of the writers ahead (its events then share writes, and no
-  /// queue overflows). While every queue stays shallow a publisher runs free: the writers keep
-  /// up, and pacing would only cost it a pass per event.
-  void note_pressure(pace_mark const& before) {
-    pace_until_ = w_.shard->deep_runs() != before.deep_runs ? before.wakes : 0;
+  /// Where the thread was when a handler began: the streams woken so far, how many of its
+  /// fan-outs had left a queue more than half full, and the pushes into its queues.
+  struct pace_mark {
+    std::uint64_t wakes, deep_runs, pushed;
+  };
+  pace_mark pace_mark_now() { return {w_.wakes(), w_.shard->deep_runs(), w_.shard->pushed()}; }
+
+  /// The turn the answer to a handler that published into this thread's queues waits for, or
+  /// 0 (see `server_options::pace_backlog`).
+  std::uint64_t pace_target(pace_mark const& before) {
+    std::size_t const share = w_.opts.pace_share;
+    if (!share || w_.shard->pushed() == before.pushed)
+      return 0;
+    std::uint64_t const wakes = w_.wakes(), turns = w_.turns();
+    if (w_.shard->deep_runs() != before.deep_runs)
+      return wakes;
+    if (wakes <= turns + w_.opts.pace_backlog)
+      return 0;
+    return turns + (wakes - turns + share - 1) / share;
   }
 
   void answer(response& res, sse::request const& req) {
@@ -596,6 +621,11 @@ private:
 
   // --- ordinary responses -----------------------------------------------------------------
   void respond(response const& res, bool keep_alive) {
+    build_response(res, keep_alive);
+    send_response();
+  }
+
+  void build_response(response const& res, bool keep_alive) {
     w_.counters.response(res.status());
     if (log_)
       log_->status = res.status();
@@ -613,6 +643,9 @@ private:
     out_ += "\r\n";
     if (!bodyless && !head_) // a response to HEAD never has a body
       out_ += res.body();
+  }
+
+  void send_response() {
     phase_ = phase::writing;
     bufs_.clear();
     bufs_.emplace_back(asio::buffer(out_));
@@ -639,15 +672,13 @@ private:
     continue_sent_ = false;
     phase_ = phase::reading;
     deadline_ = clock::now() + (request_started_ ? w_.opts.header_timeout : w_.opts.idle_timeout);
-    if (std::uint64_t const seq = std::exchange(pace_until_, 0)) {
-      w_.pace(shared_this(), seq);
-      return;
-    }
     read_next();
   }
 
   void on_paced() override {
-    if (phase_ == phase::reading && !read_pending_)
+    if (phase_ == phase::held)
+      send_response();
+    else if (phase_ == phase::reading && !read_pending_)
       read_next();
   }
 
@@ -1113,7 +1144,7 @@ private:
   std::unique_ptr<request_parser> parser_;
   std::unique_ptr<char[]> rbuf_;
   std::size_t rpos_ = 0, rlen_ = 0;
-  std::uint64_t pace_until_ = 0; ///< its last handler filled queues: the next read waits for these wakes
+  std::uint64_t pace_until_ = 0; ///< its async handler published: its answer waits for this turn
   std::size_t stray_bytes_ = 0;
   /// The phase's: a request's or an answer's, the keep-alive's, the linger's; for a stream,
   /// the time a scheduled drain ends it.

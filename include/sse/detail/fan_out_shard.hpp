@@ -116,6 +116,7 @@ public:
         }
         job::outcome const o = running_.front()->run_one();
         pushes += o.pushes;
+        pushed_.fetch_add(o.pushes, std::memory_order_relaxed);
         if (o.deep)
           deep_runs_.fetch_add(1, std::memory_order_relaxed);
         if (o.evicted) {
@@ -144,6 +145,8 @@ public:
   /// How many events so far left one of this thread's queues more than half full. The
   /// server paces a publishing connection when its request's fan-out raised this count.
   std::uint64_t deep_runs() const noexcept { return deep_runs_.load(std::memory_order_relaxed); }
+  /// Pushes into this thread's queues so far: a request whose handler raised it published here.
+  std::uint64_t pushed() const noexcept { return pushed_.load(std::memory_order_relaxed); }
 
   /// Held by whoever runs the queue; a group's joins and leaves are applied under it.
   std::mutex& run_mutex() noexcept { return run_mutex_; }
@@ -174,6 +177,7 @@ private:
   bool posted_ = false;              ///< under queue_mutex_: a run_posted is on its way
   bool closed_ = false;              ///< under queue_mutex_
   std::atomic<std::uint64_t> deep_runs_{0};
+  std::atomic<std::uint64_t> pushed_{0};
 };
 
 /// The shard of the I/O thread running now, if it is one of a server's own threads: a

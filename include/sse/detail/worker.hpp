@@ -178,6 +178,8 @@ public:
     std::lock_guard<std::mutex> lk(ready_mutex_);
     return wakes_;
   }
+  /// On this thread: how many woken streams have had their turn so far.
+  std::uint64_t turns() const noexcept { return turns_; }
   /// On this thread: `c->on_paced()` once the streams woken up to `seq` have had their turn.
   /// A request that published to this thread's streams has its connection's next request
   /// wait for their writes: a publisher is paced by its subscribers, as if answered after
