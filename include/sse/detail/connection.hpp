@@ -244,10 +244,8 @@ public:
       w_.report("the handler of " + keep->request.method() + " " + keep->request.path() +
                 " dropped its responder without answering");
       respond(response::text(500, "internal server error\n"), false);
-    } else if (r->is_stream()) {
-      start_stream(*r, keep->request);
     } else {
-      respond_paced(*r, seq);
+      answer(*r, keep->request, seq);
     }
   }
 
@@ -475,31 +473,16 @@ private:
     }
     response res;
     bool const ok = guarded(req, [&] { res = m.h->sync(req); });
-    if (!ok)
-      return;
-    if (res.is_stream())
-      start_stream(res, req);
-    else
-      respond_paced(res, pace_target(mark));
+    if (ok)
+      answer(res, req, pace_target(mark));
   }
 
-  /// Answers `res` once the writers have had turn `seq` (at once if 0).
-  void respond_paced(response const& res, std::uint64_t seq) {
-    if (!seq) {
-      respond(res, keep_alive_);
-      return;
-    }
-    build_response(res, keep_alive_);
-    phase_ = phase::held;
-    w_.pace(shared_this(), seq);
-  }
-
-  /// Where the thread was when a handler began: the streams woken so far, how many of its
-  /// fan-outs had left a queue more than half full, and the pushes into its queues.
+  /// Where the thread was when a handler began: how many of its fan-outs had left a queue
+  /// more than half full, and the pushes into its queues.
   struct pace_mark {
-    std::uint64_t wakes, deep_runs, pushed;
+    std::uint64_t deep_runs, pushed;
   };
-  pace_mark pace_mark_now() { return {w_.wakes(), w_.shard->deep_runs(), w_.shard->pushed()}; }
+  pace_mark pace_mark_now() { return {w_.shard->deep_runs(), w_.shard->pushed()}; }
 
   /// The turn the answer to a handler that published into this thread's queues waits for, or
   /// 0 (see `server_options::pace_backlog`).
@@ -515,11 +498,17 @@ private:
     return turns + (wakes - turns + share - 1) / share;
   }
 
-  void answer(response& res, sse::request const& req) {
-    if (res.is_stream())
+  /// Starts the stream, or answers once the writers have had turn `seq` (at once if 0).
+  void answer(response& res, sse::request const& req, std::uint64_t seq = 0) {
+    if (res.is_stream()) {
       start_stream(res, req);
-    else
+    } else if (!seq) {
       respond(res, keep_alive_);
+    } else {
+      build_response(res, keep_alive_);
+      phase_ = phase::held;
+      w_.pace(shared_this(), seq);
+    }
   }
 
   /// Runs a handler or hook; if it throws, answers for it (an http_error with its status,
@@ -678,8 +667,6 @@ private:
   void on_paced() override {
     if (phase_ == phase::held)
       send_response();
-    else if (phase_ == phase::reading && !read_pending_)
-      read_next();
   }
 
   void read_next() {

@@ -68,7 +68,7 @@ public:
   virtual void begin_shutdown() = 0;
   /// Drain: at `at`, end its streams with a `retry:` hint; false if it has none.
   virtual bool drain_at(clock::time_point at) = 0;
-  /// After `worker::pace`: the streams its last request woke have had their turn.
+  /// After `worker::pace`: the writers have had the turn its held answer waited for.
   virtual void on_paced() {}
 
   connection_base* prev = nullptr;
@@ -181,9 +181,9 @@ public:
   /// On this thread: how many woken streams have had their turn so far.
   std::uint64_t turns() const noexcept { return turns_; }
   /// On this thread: `c->on_paced()` once the streams woken up to `seq` have had their turn.
-  /// A request that published to this thread's streams has its connection's next request
-  /// wait for their writes: a publisher is paced by its subscribers, as if answered after
-  /// them, while requests that publish nothing are never held.
+  /// A request that published to this thread's streams has its answer wait for their
+  /// writes (see `server_options::pace_backlog`): a publisher is paced by its subscribers,
+  /// while requests that publish nothing are never held.
   void pace(std::shared_ptr<connection_base> c, std::uint64_t seq);
   /// From any thread: requests from now on get 503; ready once no asynchronous handler of
   /// this worker is still to answer (each gets until `stop_timeout`).
